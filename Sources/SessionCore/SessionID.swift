@@ -1,0 +1,39 @@
+/// A session's public identifier: 128 random bits (not derived from the token), base64url, 22 characters.
+///
+/// Used by admin routes, events and logs. Knowing an id grants nothing: it is not a credential.
+/// The low byte carries the index of the shard the session was created in, so lookups by id go
+/// straight to it.
+public struct SessionID: Hashable, Sendable, CustomStringConvertible {
+    var w0: UInt64
+    var w1: UInt64
+
+    init(w0: UInt64, w1: UInt64) {
+        self.w0 = w0
+        self.w1 = w1
+    }
+
+    /// Parses the 22-character text form; `nil` if it is not a canonical session id.
+    public init?(_ text: String) {
+        guard let bytes = Base64URL.decode(text.utf8, expectedBytes: 16) else { return nil }
+        w0 = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self) }
+        w1 = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+    }
+
+    /// Random id whose low byte is `shard`.
+    static func generate(from pool: RandomPool, shard: Int) -> SessionID {
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) { pool.fill($0) }
+        return SessionID(w0: words.0 & ~0xFF | UInt64(shard & 0xFF), w1: words.1)
+    }
+
+    var shardHint: Int { Int(w0 & 0xFF) }
+
+    /// The 22-character base64url text form.
+    public var description: String {
+        var words = (w0, w1)
+        var out = [UInt8]()
+        out.reserveCapacity(22)
+        withUnsafeBytes(of: &words) { Base64URL.encode($0, into: &out) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

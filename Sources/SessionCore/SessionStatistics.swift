@@ -1,0 +1,23 @@
+/// Exact counts read from the table: what the metrics gauges and counters export.
+public struct SessionStatistics: Sendable, Hashable {
+    /// Live sessions (not yet ended; a session past its deadline counts until it is reaped,
+    /// at most a few hundred milliseconds).
+    public var activeSessions = 0
+    /// Distinct users with at least one live session.
+    public var realtimeUsers = 0
+    /// Distinct users that logged in, validated or refreshed within the last 1, 5 and 15 minutes.
+    public var usersSeenLastMinute = 0
+    public var usersSeenLast5Minutes = 0
+    public var usersSeenLast15Minutes = 0
+    /// Sessions created since the store started.
+    public var created = 0
+    /// Sessions ended since the store started, by reason.
+    public var ended: [SessionEndReason: Int] = [:]
+    /// Token validations since the store started, by result.
+    public var validationsValid = 0
+    public var validationsUnknown = 0
+    public var validationsExpired = 0
+    public var validationsMalformed = 0
+    /// Events dropped by bounded consumers.
+    public var droppedEvents = 0
+}

@@ -1,0 +1,90 @@
+extension SessionStore {
+    /// What to do when a user who already has ``Configuration/maxSessionsPerUser`` sessions logs in.
+    public enum SessionLimitPolicy: String, Sendable, Hashable, CaseIterable {
+        /// Refuse the new session (`session_limit_reached`).
+        case reject
+        /// End the user's oldest session (reason `evicted`) to make room.
+        case evictOldest = "evict_oldest"
+    }
+
+    /// Defaults and limits of a ``SessionStore``.
+    ///
+    /// ```swift
+    /// let store = SessionStore(configuration: .init(idleTimeout: .seconds(900), maxSessionsPerUser: 5))
+    /// ```
+    public struct Configuration: Sendable, Hashable {
+        /// Smallest idle timeout accepted (the Node library's minimum).
+        public static let minimumIdleTimeout: Duration = .seconds(2)
+        /// Largest idle timeout or lifetime accepted (10 years).
+        public static let maximumDuration: Duration = .seconds(10 * 365 * 86_400)
+
+        /// Idle timeout of new sessions without their own, and of refreshes of such sessions.
+        public var idleTimeout: Duration
+        /// Absolute lifetime of new sessions without their own.
+        public var maxLifetime: Duration
+        /// Cap on live sessions per user; `nil` is unlimited.
+        public var maxSessionsPerUser: Int?
+        /// What happens at the cap.
+        public var sessionLimitPolicy: SessionLimitPolicy
+        /// Largest session data (UTF-8 bytes of the JSON value).
+        public var maxDataBytes: Int
+        /// Longest username in UTF-8 bytes.
+        public var maxUsernameBytes: Int
+        /// Number of shards (a power of two, 1...256).
+        public var shardCount: Int
+
+        public init(
+            idleTimeout: Duration = .seconds(3000),
+            maxLifetime: Duration = .seconds(86_400),
+            maxSessionsPerUser: Int? = nil,
+            sessionLimitPolicy: SessionLimitPolicy = .evictOldest,
+            maxDataBytes: Int = 16 * 1024,
+            maxUsernameBytes: Int = 256,
+            shardCount: Int = 16
+        ) {
+            self.idleTimeout = idleTimeout
+            self.maxLifetime = maxLifetime
+            self.maxSessionsPerUser = maxSessionsPerUser
+            self.sessionLimitPolicy = sessionLimitPolicy
+            self.maxDataBytes = maxDataBytes
+            self.maxUsernameBytes = maxUsernameBytes
+            self.shardCount = shardCount
+        }
+
+        /// Throws ``SessionError`` (`invalid_timeout` / `invalid_argument`) when a value is out of range.
+        public func validate() throws(SessionError) {
+            try Self.checkIdleTimeout(idleTimeout)
+            try Self.checkLifetime(maxLifetime)
+            if let cap = maxSessionsPerUser, cap < 1 {
+                throw SessionError(code: .invalidArgument, message: "maxSessionsPerUser must be at least 1")
+            }
+            guard maxDataBytes >= 2, maxDataBytes <= 16 * 1024 * 1024 else {
+                throw SessionError(code: .invalidArgument, message: "maxDataBytes must be between 2 and 16777216")
+            }
+            guard maxUsernameBytes >= 1, maxUsernameBytes <= 4096 else {
+                throw SessionError(code: .invalidArgument, message: "maxUsernameBytes must be between 1 and 4096")
+            }
+            guard shardCount >= 1, shardCount <= 256, shardCount & (shardCount - 1) == 0 else {
+                throw SessionError(code: .invalidArgument, message: "shardCount must be a power of two in 1...256")
+            }
+        }
+
+        static func checkIdleTimeout(_ value: Duration) throws(SessionError) {
+            guard value >= minimumIdleTimeout, value <= maximumDuration else {
+                throw SessionError(
+                    code: .invalidTimeout,
+                    message: "idle timeout must be between 2 and \(maximumDuration.components.seconds) seconds"
+                )
+            }
+        }
+
+        static func checkLifetime(_ value: Duration) throws(SessionError) {
+            guard value >= minimumIdleTimeout, value <= maximumDuration else {
+                throw SessionError(
+                    code: .invalidTimeout,
+                    message: "max lifetime must be between 2 and \(maximumDuration.components.seconds) seconds"
+                )
+            }
+        }
+    }
+}

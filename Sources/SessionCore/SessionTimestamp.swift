@@ -1,0 +1,71 @@
+/// A point in time with millisecond precision, as the session service stores and reports it.
+///
+/// Rendered as RFC 3339 UTC with milliseconds: `2024-01-01T00:00:00.000Z`.
+public struct SessionTimestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    public var millisecondsSinceEpoch: Int64
+
+    public init(millisecondsSinceEpoch: Int64) {
+        self.millisecondsSinceEpoch = millisecondsSinceEpoch
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        lhs.millisecondsSinceEpoch < rhs.millisecondsSinceEpoch
+    }
+
+    /// RFC 3339, UTC, always with three fractional digits.
+    public var description: String { rfc3339 }
+
+    /// RFC 3339, UTC, always with three fractional digits, e.g. `2024-01-01T00:00:00.000Z`.
+    public var rfc3339: String {
+        var milliseconds = millisecondsSinceEpoch
+        var days = milliseconds / 86_400_000
+        milliseconds -= days * 86_400_000
+        if milliseconds < 0 {
+            milliseconds += 86_400_000
+            days -= 1
+        }
+        let (year, month, day) = Self.civil(fromDays: days)
+        let secondsOfDay = milliseconds / 1000
+        var out = [UInt8]()
+        out.reserveCapacity(24)
+        func put(_ value: Int64, digits: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<digits { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                out.append(UInt8(48 + (rest / divisor) % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        put(year, digits: 4)
+        out.append(UInt8(ascii: "-"))
+        put(month, digits: 2)
+        out.append(UInt8(ascii: "-"))
+        put(day, digits: 2)
+        out.append(UInt8(ascii: "T"))
+        put(secondsOfDay / 3600, digits: 2)
+        out.append(UInt8(ascii: ":"))
+        put(secondsOfDay / 60 % 60, digits: 2)
+        out.append(UInt8(ascii: ":"))
+        put(secondsOfDay % 60, digits: 2)
+        out.append(UInt8(ascii: "."))
+        put(milliseconds % 1000, digits: 3)
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a proleptic Gregorian date.
+    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthPrime = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthPrime + 2) / 5 + 1
+        let month = monthPrime < 10 ? monthPrime + 3 : monthPrime - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}

@@ -1,0 +1,340 @@
+import DequeModule
+import HeapModule
+
+/// A session that a shard has just removed: its `ended` event and what the caller still has to do
+/// outside the shard lock (drop the token from the token index).
+struct RemovedSession: Sendable {
+    var event: SessionEvent
+    var hash: TokenHash
+    var shard: Int
+    var slot: Int32
+}
+
+/// Everything one shard owns, mutated only under its ``SessionShard`` mutex.
+///
+/// All sessions of a user live in the user's shard, so per-user operations (cap, eviction, listing,
+/// revoke-all) are atomic. Expiry is a lazy timing wheel of 250 ms buckets: a session is filed under
+/// the bucket of its deadline when created; sliding only moves `lastSeenAt`, and when the bucket
+/// comes due the session is either removed or re-filed under its new deadline.
+struct ShardState: ~Copyable {
+    static let bucketWidth: Int64 = 250
+    static let maximumSlots = (1 << 24) - 1
+
+    let shardIndex: Int
+    let wheelEpoch: Int64
+
+    var entries = SlotStorage()
+    var freeSlots: [Int32] = []
+    var idIndex = CompactIndex()
+    var users: [UserRecord] = []
+    var freeUsers: [Int32] = []
+    var userIndex: [String: Int32] = [:]
+    var lingering = Deque<(user: Int32, until: Int64)>()
+    var bucketHeads: [UInt32: Int32] = [:]
+    var dueBuckets = Heap<UInt32>()
+    var seen = UsersSeenWindow()
+
+    var liveSessions = 0
+    var liveUsers = 0
+    var created = 0
+    var ended = [Int](repeating: 0, count: SessionEndReason.allCases.count)
+    var validationsValid = 0
+    var validationsExpired = 0
+
+    init(shardIndex: Int, wheelEpoch: Int64) {
+        self.shardIndex = shardIndex
+        self.wheelEpoch = wheelEpoch
+    }
+
+    // MARK: Users
+
+    mutating func userSlot(named name: String) -> Int32 {
+        if let slot = userIndex[name] { return slot }
+        let slot: Int32
+        if let free = freeUsers.popLast() {
+            users[Int(free)] = UserRecord(name: name)
+            slot = free
+        } else {
+            users.append(UserRecord(name: name))
+            slot = Int32(users.count - 1)
+        }
+        userIndex[name] = slot
+        return slot
+    }
+
+    mutating func see(user: Int32, now: Int64) {
+        let second = now / 1000
+        users[Int(user)].lastSeenSecond = seen.see(previous: users[Int(user)].lastSeenSecond, now: second)
+    }
+
+    /// Called when a user has no session left: forget them now, or once their last-seen second has
+    /// left the 15-minute window.
+    mutating func retire(user: Int32, now: Int64) {
+        let record = users[Int(user)]
+        guard record.isLive, record.sessionCount == 0, !record.isLingering else { return }
+        let until = record.lastSeenSecond == UsersSeenWindow.never
+            ? Int64.min : record.lastSeenSecond + UsersSeenWindow.span
+        if until <= now / 1000 {
+            deleteUser(user)
+        } else {
+            users[Int(user)].isLingering = true
+            lingering.append((user, until))
+        }
+    }
+
+    private mutating func deleteUser(_ user: Int32) {
+        userIndex.removeValue(forKey: users[Int(user)].name)
+        users[Int(user)] = UserRecord(name: "")
+        users[Int(user)].isLive = false
+        freeUsers.append(user)
+    }
+
+    /// Forgets lingering users whose window has passed; at most `limit` of them.
+    mutating func pruneLingering(now: Int64, limit: Int) {
+        let second = now / 1000
+        var done = 0
+        while done < limit, let first = lingering.first, first.until <= second {
+            lingering.removeFirst()
+            done += 1
+            let user = first.user
+            guard users[Int(user)].isLive, users[Int(user)].isLingering else { continue }
+            users[Int(user)].isLingering = false
+            retire(user: user, now: now)
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Stores a new session and links it everywhere; `nil` when the shard is full.
+    mutating func insert(
+        hash: TokenHash,
+        id: SessionID,
+        user: Int32,
+        now: Int64,
+        expiresAt: Int64,
+        idleTimeout: Int64,
+        data: [UInt8]?
+    ) -> Int32? {
+        var entry = SessionEntry.free
+        entry.hash = hash
+        entry.id = id
+        entry.createdAt = now
+        entry.lastSeenAt = now
+        entry.expiresAt = expiresAt
+        entry.idleTimeout = idleTimeout
+        entry.data = data
+        entry.userSlot = user
+        entry.userPrev = users[Int(user)].tail
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            entries[slot] = entry
+        } else {
+            guard entries.count < Self.maximumSlots else { return nil }
+            slot = entries.append(entry)
+        }
+        let tail = users[Int(user)].tail
+        if tail >= 0 { entries[tail].userNext = slot } else { users[Int(user)].head = slot }
+        users[Int(user)].tail = slot
+        users[Int(user)].sessionCount += 1
+        if users[Int(user)].sessionCount == 1 { liveUsers += 1 }
+        _ = idIndex.insert(id.w0, value: UInt32(slot))
+        linkWheel(slot, bucket: bucket(for: entries[slot].deadline.at))
+        liveSessions += 1
+        created += 1
+        return slot
+    }
+
+    /// Removes a live session; `at` is the time the session ended (its deadline for timeouts).
+    mutating func remove(_ slot: Int32, reason: SessionEndReason, at: Int64, now: Int64) -> RemovedSession {
+        unlinkWheel(slot)
+        let entry = entries[slot]
+        let user = entry.userSlot
+        if entry.userPrev >= 0 { entries[entry.userPrev].userNext = entry.userNext } else { users[Int(user)].head = entry.userNext }
+        if entry.userNext >= 0 { entries[entry.userNext].userPrev = entry.userPrev } else { users[Int(user)].tail = entry.userPrev }
+        idIndex.remove(entry.id.w0, ifValue: UInt32(slot))
+        let event = SessionEvent(
+            kind: .ended(reason),
+            id: entry.id,
+            username: users[Int(user)].name,
+            createdAt: SessionTimestamp(millisecondsSinceEpoch: entry.createdAt),
+            at: SessionTimestamp(millisecondsSinceEpoch: max(at, entry.createdAt))
+        )
+        users[Int(user)].sessionCount -= 1
+        if users[Int(user)].sessionCount == 0 {
+            liveUsers -= 1
+            retire(user: user, now: now)
+        }
+        entries[slot] = .free
+        freeSlots.append(slot)
+        liveSessions -= 1
+        ended[reason.counterIndex] += 1
+        return RemovedSession(event: event, hash: entry.hash, shard: shardIndex, slot: slot)
+    }
+
+    /// `true` when `slot` holds the live session whose token hashes to `hash`.
+    func matches(_ slot: Int32, _ hash: TokenHash) -> Bool {
+        Int(slot) < entries.count && entries[slot].isLive && entries[slot].hash == hash
+    }
+
+    /// The slot of the live session with this id, if this shard has it.
+    func slot(of id: SessionID) -> Int32? {
+        guard let value = idIndex.find(id.w0), entries[Int32(value)].id == id else { return nil }
+        return Int32(value)
+    }
+
+    /// Moves the idle deadline to `now + idle timeout`; a session following the default takes the
+    /// current default.
+    mutating func slide(_ slot: Int32, now: Int64, defaultIdleTimeout: Int64) {
+        entries[slot].lastSeenAt = now
+        if entries[slot].idleTimeout < 0 { entries[slot].idleTimeout = -defaultIdleTimeout }
+        // Lazy wheel: only an earlier deadline (a shorter default) needs re-filing now.
+        let due = bucket(for: entries[slot].deadline.at)
+        if due < entries[slot].wheelBucket {
+            unlinkWheel(slot)
+            linkWheel(slot, bucket: due)
+        }
+    }
+
+    func snapshot(_ slot: Int32) -> Session {
+        let entry = entries[slot]
+        return Session(
+            id: entry.id,
+            username: users[Int(entry.userSlot)].name,
+            createdAt: SessionTimestamp(millisecondsSinceEpoch: entry.createdAt),
+            lastSeenAt: SessionTimestamp(millisecondsSinceEpoch: entry.lastSeenAt),
+            idleExpiresAt: SessionTimestamp(millisecondsSinceEpoch: entry.idleExpiresAt),
+            expiresAt: SessionTimestamp(millisecondsSinceEpoch: entry.expiresAt),
+            idleTimeout: .milliseconds(entry.idleTimeoutMilliseconds),
+            data: entry.data
+        )
+    }
+
+    // MARK: Expiry wheel
+
+    func bucket(for deadline: Int64) -> UInt32 {
+        UInt32(clamping: max(1, (deadline - wheelEpoch) / Self.bucketWidth + 1))
+    }
+
+    mutating func linkWheel(_ slot: Int32, bucket: UInt32) {
+        let head = bucketHeads[bucket] ?? -1
+        entries[slot].wheelBucket = bucket
+        entries[slot].wheelPrev = -1
+        entries[slot].wheelNext = head
+        if head >= 0 {
+            entries[head].wheelPrev = slot
+        } else {
+            dueBuckets.insert(bucket)
+        }
+        bucketHeads[bucket] = slot
+    }
+
+    mutating func unlinkWheel(_ slot: Int32) {
+        let entry = entries[slot]
+        guard entry.wheelBucket != 0 else { return }
+        if entry.wheelPrev >= 0 {
+            entries[entry.wheelPrev].wheelNext = entry.wheelNext
+        } else if entry.wheelNext >= 0 {
+            bucketHeads[entry.wheelBucket] = entry.wheelNext
+        } else {
+            bucketHeads.removeValue(forKey: entry.wheelBucket)
+        }
+        if entry.wheelNext >= 0 { entries[entry.wheelNext].wheelPrev = entry.wheelPrev }
+        entries[slot].wheelBucket = 0
+        entries[slot].wheelPrev = -1
+        entries[slot].wheelNext = -1
+    }
+
+    /// Ends up to `limit` sessions whose bucket is due; re-files those whose deadline moved.
+    /// Returns `true` when due work remains (call again after releasing the lock).
+    mutating func reap(now: Int64, limit: Int, into removed: inout [RemovedSession]) -> Bool {
+        let current = UInt32(clamping: max(0, (now - wheelEpoch) / Self.bucketWidth))
+        var processed = 0
+        while let bucket = dueBuckets.min, bucket <= current {
+            guard processed < limit else { return true }
+            guard let slot = bucketHeads[bucket] else {
+                _ = dueBuckets.removeMin()
+                continue
+            }
+            processed += 1
+            unlinkWheel(slot)
+            let deadline = entries[slot].deadline
+            if deadline.at <= now {
+                removed.append(remove(slot, reason: deadline.reason, at: deadline.at, now: now))
+            } else {
+                linkWheel(slot, bucket: self.bucket(for: deadline.at))
+            }
+        }
+        pruneLingering(now: now, limit: limit)
+        return false
+    }
+
+    // MARK: Invariants
+
+    /// Consistency problems found in this shard (empty when all is well). Debug and test aid: O(n).
+    func invariantViolations() -> [String] {
+        var problems: [String] = []
+        var liveCount = 0
+        var perUser: [Int32: Int] = [:]
+        for index in 0..<entries.count {
+            let slot = Int32(index)
+            let entry = entries[slot]
+            guard entry.isLive else { continue }
+            liveCount += 1
+            perUser[entry.userSlot, default: 0] += 1
+            if entry.id.shardHint & 0xFF != shardIndex & 0xFF { problems.append("slot \(slot): id shard hint") }
+            if idIndex.find(entry.id.w0) != UInt32(slot) { problems.append("slot \(slot): id index") }
+            if entry.wheelBucket == 0 { problems.append("slot \(slot): not scheduled") }
+            if entry.wheelBucket > bucket(for: entry.deadline.at) { problems.append("slot \(slot): scheduled late") }
+            if !users[Int(entry.userSlot)].isLive { problems.append("slot \(slot): dead user") }
+        }
+        if liveCount != liveSessions { problems.append("liveSessions \(liveSessions) != recount \(liveCount)") }
+        if idIndex.count != liveCount { problems.append("id index size \(idIndex.count) != \(liveCount)") }
+        var wheelCount = 0
+        for (bucket, head) in bucketHeads {
+            var slot = head
+            var previous: Int32 = -1
+            while slot >= 0 {
+                if entries[slot].wheelBucket != bucket { problems.append("bucket \(bucket): foreign slot \(slot)") }
+                if entries[slot].wheelPrev != previous { problems.append("bucket \(bucket): broken back link") }
+                wheelCount += 1
+                previous = slot
+                slot = entries[slot].wheelNext
+                if wheelCount > liveCount { problems.append("bucket \(bucket): cycle"); break }
+            }
+            if !dueBuckets.unordered.contains(bucket) { problems.append("bucket \(bucket) missing from heap") }
+        }
+        if wheelCount != liveCount { problems.append("wheel holds \(wheelCount), table \(liveCount)") }
+        var liveUserCount = 0
+        for (index, user) in users.enumerated() where user.isLive {
+            if userIndex[user.name] != Int32(index) { problems.append("user \(index): index") }
+            if user.sessionCount > 0 { liveUserCount += 1 }
+            if Int(user.sessionCount) != perUser[Int32(index), default: 0] {
+                problems.append("user \(index): count \(user.sessionCount) != \(perUser[Int32(index), default: 0])")
+            }
+            var listed = 0
+            var slot = user.head
+            while slot >= 0, listed <= liveCount {
+                listed += 1
+                slot = entries[slot].userNext
+            }
+            if listed != Int(user.sessionCount) { problems.append("user \(index): list length \(listed)") }
+            if user.sessionCount == 0, !user.isLingering { problems.append("user \(index): empty but kept") }
+        }
+        if liveUserCount != liveUsers { problems.append("liveUsers \(liveUsers) != recount \(liveUserCount)") }
+        if userIndex.count != users.filter(\.isLive).count { problems.append("user index size") }
+        return problems
+    }
+}
+
+extension SessionEndReason {
+    var counterIndex: Int {
+        switch self {
+        case .logout: 0
+        case .revoked: 1
+        case .evicted: 2
+        case .idleTimeout: 3
+        case .absoluteTimeout: 4
+        }
+    }
+}

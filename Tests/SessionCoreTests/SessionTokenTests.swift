@@ -1,0 +1,112 @@
+import Testing
+@testable import SessionCore
+
+struct SessionTokenTests {
+    @Test func tokenHasPrefixLengthAndAlphabet() throws {
+        let harness = Harness()
+        let token = try harness.store.create(username: "ada").token.rawValue
+        #expect(token.hasPrefix("usm_"))
+        #expect(token.utf8.count == 47)
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        #expect(token.dropFirst(4).allSatisfy { alphabet.contains($0) })
+    }
+
+    @Test func tokensAreUniqueAndIdsAreNotDerivedFromThem() throws {
+        let harness = Harness()
+        var tokens = Set<String>()
+        var ids = Set<SessionID>()
+        for index in 0..<2000 {
+            let created = try harness.store.create(username: "user\(index % 7)")
+            tokens.insert(created.token.rawValue)
+            ids.insert(created.session.id)
+            #expect(!created.token.rawValue.contains(created.session.id.description))
+        }
+        #expect(tokens.count == 2000)
+        #expect(ids.count == 2000)
+    }
+
+    @Test func printingATokenRedactsIt() throws {
+        let token = try Harness().store.create(username: "ada").token
+        #expect(!"\(token)".contains(token.rawValue.dropFirst(4)))
+        #expect(!String(reflecting: token).contains(token.rawValue.dropFirst(4)))
+    }
+
+    @Test(arguments: [
+        "", "usm_", "usm_short", "xyz_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "usm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "usm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "usm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\u{e9}", "usm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA ",
+    ])
+    func malformedTokensAreRejectedAsValues(token: String) {
+        let harness = Harness()
+        #expect(harness.store.validate(token: token) == .malformed)
+        #expect(throws: SessionError.self) { try harness.store.logout(token: token) }
+        #expect(harness.store.statistics().validationsMalformed == 1)
+    }
+
+    @Test func wellFormedButUnknownTokenIsUnknown() {
+        let harness = Harness()
+        let token = "usm_" + String(repeating: "A", count: 43)
+        #expect(harness.store.validate(token: token) == .unknown)
+        #expect(harness.store.statistics().validationsUnknown == 1)
+    }
+
+    @Test func sessionIDRoundTripsAndRejectsNonCanonicalText() throws {
+        let id = try Harness().store.create(username: "ada").session.id
+        #expect(SessionID(id.description) == id)
+        #expect(id.description.utf8.count == 22)
+        #expect(SessionID("not-an-id") == nil)
+        #expect(SessionID(String(repeating: "A", count: 21) + "B") == nil)  // non-zero trailing bits
+        #expect(SessionID(String(repeating: "A", count: 22)) != nil)
+    }
+
+    @Test func rfc3339Timestamps() {
+        #expect(SessionTimestamp(millisecondsSinceEpoch: 0).rfc3339 == "1970-01-01T00:00:00.000Z")
+        #expect(SessionTimestamp(millisecondsSinceEpoch: 1_704_067_200_123).rfc3339 == "2024-01-01T00:00:00.123Z")
+        #expect(SessionTimestamp(millisecondsSinceEpoch: 951_782_400_000).rfc3339 == "2000-02-29T00:00:00.000Z")
+        #expect(SessionTimestamp(millisecondsSinceEpoch: 4_102_444_799_999).rfc3339 == "2099-12-31T23:59:59.999Z")
+        #expect(SessionTimestamp(millisecondsSinceEpoch: -1).rfc3339 == "1969-12-31T23:59:59.999Z")
+    }
+}
+
+struct CompactIndexTests {
+    /// Random inserts and removals against a Dictionary model, with probe runs that wrap around.
+    @Test func behavesLikeADictionary() {
+        var index = CompactIndex()
+        var model: [UInt32: UInt32] = [:]
+        var random = SystemRandomNumberGenerator()
+        var words: [UInt64] = []
+        for step in 0..<50_000 {
+            if step % 3 == 2, let word = words.randomElement(using: &random) {
+                let key = CompactIndex.storedKey(of: word)
+                let removed = index.remove(word)
+                #expect(removed == (model.removeValue(forKey: key) != nil))
+            } else {
+                // Few distinct high bits so probe runs collide and wrap.
+                let word = UInt64.random(in: 0...UInt64(4096), using: &random) << 32 | UInt64.random(in: 0...255, using: &random)
+                let value = UInt32.random(in: 0..<UInt32.max, using: &random)
+                let key = CompactIndex.storedKey(of: word)
+                let inserted = index.insert(word, value: value)
+                #expect(inserted == (model[key] == nil))
+                if model[key] == nil { model[key] = value }
+                words.append(word)
+            }
+            if step % 5000 == 0 {
+                for (key, value) in model { #expect(index.find(UInt64(key) << 32) == value) }
+            }
+        }
+        #expect(index.count == model.count)
+        for (key, value) in model { #expect(index.find(UInt64(key) << 32) == value) }
+        #expect(Set(index.pairs.map(\.key)) == Set(model.keys))
+    }
+
+    @Test func conditionalRemoveChecksTheValue() {
+        var index = CompactIndex()
+        let inserted = index.insert(7 << 32, value: 1)
+        let wrongValueRemoved = index.remove(7 << 32, ifValue: 2)
+        #expect(inserted && !wrongValueRemoved)
+        #expect(index.find(7 << 32) == 1)
+        let removed = index.remove(7 << 32, ifValue: 1)
+        #expect(removed)
+        #expect(index.find(7 << 32) == nil)
+    }
+}
