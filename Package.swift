@@ -13,11 +13,16 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SessionCore", targets: ["SessionCore"]),
+        .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
+        .library(name: "SessionServer", targets: ["SessionServer"]),
         .executable(name: "sessiond", targets: ["sessiond"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -29,9 +34,35 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "MicroHTTP",
+            dependencies: ["CMicroHTTPD", "CZlib"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SessionServer",
+            dependencies: ["SessionCore", "MicroHTTP"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sessiond",
-            dependencies: ["SessionCore"],
+            dependencies: [
+                "SessionCore", "SessionServer", "MicroHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -43,6 +74,16 @@ let package = Package(
         .testTarget(
             name: "SessionCoreTests",
             dependencies: ["SessionCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MicroHTTPTests",
+            dependencies: ["MicroHTTP"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SessionServerTests",
+            dependencies: ["SessionServer", "SessionCore", "MicroHTTP"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -7,19 +7,30 @@ public enum JSONValidator {
     /// Deepest nesting of arrays and objects accepted.
     public static let maximumDepth = 64
 
-    /// `true` when `bytes` hold a single JSON value, optionally surrounded by whitespace.
-    public static func isValid(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBufferPointer { buffer in
-            var scanner = Scanner(bytes: buffer)
+    /// `true` when `bytes` hold a single JSON value, optionally surrounded by whitespace, nested at
+    /// most `maximumDepth` levels.
+    public static func isValid(_ bytes: some Collection<UInt8>, maximumDepth: Int = JSONValidator.maximumDepth) -> Bool {
+        let result = bytes.withContiguousStorageIfAvailable { buffer in
+            var scanner = Scanner(bytes: buffer, maximumDepth: maximumDepth)
+            return scanner.validateDocument()
+        }
+        if let result { return result }
+        let copy = Array(bytes)
+        return copy.withUnsafeBufferPointer { buffer in
+            var scanner = Scanner(bytes: buffer, maximumDepth: maximumDepth)
             return scanner.validateDocument()
         }
     }
 
     private struct Scanner {
         let bytes: UnsafeBufferPointer<UInt8>
+        let maximumDepth: Int
         var index = 0
 
-        init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+        init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int) {
+            self.bytes = bytes
+            self.maximumDepth = maximumDepth
+        }
 
         mutating func validateDocument() -> Bool {
             skipWhitespace()
@@ -47,7 +58,7 @@ public enum JSONValidator {
                 // Parse a value start.
                 switch bytes[index] {
                 case UInt8(ascii: "{"):
-                    guard stack.count < JSONValidator.maximumDepth else { return false }
+                    guard stack.count < maximumDepth else { return false }
                     index += 1
                     skipWhitespace()
                     if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
@@ -58,7 +69,7 @@ public enum JSONValidator {
                         continue
                     }
                 case UInt8(ascii: "["):
-                    guard stack.count < JSONValidator.maximumDepth else { return false }
+                    guard stack.count < maximumDepth else { return false }
                     index += 1
                     skipWhitespace()
                     if index < bytes.count, bytes[index] == UInt8(ascii: "]") {

@@ -29,6 +29,14 @@ public struct SessionEvent: Sendable, Hashable {
     /// When it happened: the creation time, or the time the session ended.
     public var at: SessionTimestamp
 
+    public init(kind: Kind, id: SessionID, username: String, createdAt: SessionTimestamp, at: SessionTimestamp) {
+        self.kind = kind
+        self.id = id
+        self.username = username
+        self.createdAt = createdAt
+        self.at = at
+    }
+
     /// How long the session lived, for `ended` events (zero for `created`).
     public var lifetime: Duration {
         .milliseconds(at.millisecondsSinceEpoch - createdAt.millisecondsSinceEpoch)

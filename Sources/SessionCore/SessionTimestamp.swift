@@ -18,6 +18,14 @@ public struct SessionTimestamp: Sendable, Hashable, Comparable, CustomStringConv
 
     /// RFC 3339, UTC, always with three fractional digits, e.g. `2024-01-01T00:00:00.000Z`.
     public var rfc3339: String {
+        var out = [UInt8]()
+        out.reserveCapacity(24)
+        writeRFC3339(into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the RFC 3339 form (24 ASCII bytes) to `out`, without creating a `String`.
+    public func writeRFC3339(into out: inout [UInt8]) {
         var milliseconds = millisecondsSinceEpoch
         var days = milliseconds / 86_400_000
         milliseconds -= days * 86_400_000
@@ -27,8 +35,6 @@ public struct SessionTimestamp: Sendable, Hashable, Comparable, CustomStringConv
         }
         let (year, month, day) = Self.civil(fromDays: days)
         let secondsOfDay = milliseconds / 1000
-        var out = [UInt8]()
-        out.reserveCapacity(24)
         func put(_ value: Int64, digits: Int) {
             var divisor: Int64 = 1
             for _ in 1..<digits { divisor *= 10 }
@@ -53,7 +59,6 @@ public struct SessionTimestamp: Sendable, Hashable, Comparable, CustomStringConv
         out.append(UInt8(ascii: "."))
         put(milliseconds % 1000, digits: 3)
         out.append(UInt8(ascii: "Z"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a proleptic Gregorian date.

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# HTTP load benchmark: release sessiond against a minimal C libmicrohttpd server (the ceiling of this
+# machine), measured alternately in the same run with wrk -t1 -c50 (keep-alive), 1,000,000 sessions loaded.
+#
+#   Benchmarks/http/run.sh [ROUNDS] [SECONDS]      (defaults: 3 rounds of 10 s)
+#
+# Prints req/s and latency for each round and the medians/ratios at the end.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${1:-3}
+SECONDS_PER_RUN=${2:-10}
+SESSIONS=${SESSIONS:-1000000}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+swift build -c release --product sessiond >/dev/null
+cc -O2 -o "$work/baseline" Benchmarks/http/baseline.c -lmicrohttpd
+
+export API_TOKEN=bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "$API_TOKEN" > "$work/api-token"
+export TOKENS_FILE="$work/tokens"
+: > "$TOKENS_FILE"
+chmod 600 "$TOKENS_FILE" "$work/api-token"
+
+GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .build/release/sessiond --port 18480 --api-token-file "$work/api-token" \
+    --log-level warning &
+sessiond_pid=$!
+"$work/baseline" 18481 2 &
+baseline_pid=$!
+sleep 1
+
+wrk_run() {  # url script → "req/s p50 p99"
+    local out
+    out=$(wrk -t1 -c50 -d"${SECONDS_PER_RUN}s" --latency ${2:+-s "$2"} "$1")
+    local rps p50 p99
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $(grep Non-2xx <<<"$out")" >&2; fi
+    echo "$rps $p50 $p99"
+}
+
+echo "== loading sessions with POST /v1/sessions (wrk -t1 -c50)"
+create_runs=()
+created=0
+while ((created < SESSIONS)); do
+    out=$(wrk -t1 -c50 -d"${SECONDS_PER_RUN}s" --latency -s Benchmarks/http/create.lua http://127.0.0.1:18480)
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    created=$((created + n))
+    create_runs+=("$rps")
+    echo "create: $rps req/s, p99 $p99 ($created sessions so far)"
+done
+
+validate_runs=(); baseline_runs=()
+for round in $(seq "$ROUNDS"); do
+    read -r b50 b_p50 b_p99 < <(wrk_run http://127.0.0.1:18481/)
+    read -r v v_p50 v_p99 < <(wrk_run http://127.0.0.1:18480 Benchmarks/http/validate.lua)
+    baseline_runs+=("$b50"); validate_runs+=("$v")
+    echo "round $round: C baseline $b50 req/s (p50 $b_p50, p99 $b_p99) | GET /v1/session $v req/s (p50 $v_p50, p99 $v_p99)"
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mb=$(median "${baseline_runs[@]}"); mv=$(median "${validate_runs[@]}"); mc=$(median "${create_runs[@]}")
+echo
+echo "sessions loaded: $created"
+echo "median C baseline:        $mb req/s"
+echo "median GET /v1/session:   $mv req/s  ratio $(awk -v a="$mv" -v b="$mb" 'BEGIN {printf "%.2f", a/b}')"
+echo "median POST /v1/sessions: $mc req/s  ratio $(awk -v a="$mc" -v b="$mb" 'BEGIN {printf "%.2f", a/b}') (runs while loading)"
+echo "sessiond RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$sessiond_pid/status)"
+kill -TERM "$sessiond_pid" "$baseline_pid"
+wait "$sessiond_pid" "$baseline_pid" 2>/dev/null || true

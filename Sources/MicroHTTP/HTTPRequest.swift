@@ -1,0 +1,47 @@
+/// An HTTP request as seen by an ``HTTPHandler``.
+///
+/// A request is valid only during the ``HTTPHandler/handle(_:)`` call that received it: header and query
+/// lookups read libmicrohttpd's connection memory on demand, and return `nil` (or nothing) once the handler
+/// has returned. Copy out what you need to keep.
+public struct HTTPRequest {
+    /// The method as sent by the client (`"GET"`, `"HEAD"`, `"POST"`, ...).
+    public let method: String
+    /// The URL path, percent-decoded by libmicrohttpd, without the query string.
+    public let path: String
+    /// The request body (empty when there is none).
+    public let body: [UInt8]
+
+    let connection: MHDDaemon.RequestContext
+
+    init(method: String, path: String, body: [UInt8], connection: MHDDaemon.RequestContext) {
+        self.method = method
+        self.path = path
+        self.body = body
+        self.connection = connection
+    }
+
+    /// The value of a request header, compared case-insensitively; the first one if it was sent several times.
+    ///
+    /// - Complexity: O(number of headers); nothing is copied until a header matches.
+    public func header(_ name: String) -> String? {
+        connection.value(of: name, kind: .header)
+    }
+
+    /// The decoded value of a query parameter (`?name=value`), compared case-sensitively; the first one if
+    /// it repeats. A parameter without `=` has the value `""`. `+` decodes to a space.
+    public func queryParameter(_ name: String) -> String? {
+        connection.queryParameter(name)
+    }
+
+    /// All query parameters in the order sent, decoded, including repeated and unknown ones.
+    public var queryParameters: [(name: String, value: String)] {
+        connection.queryParameters()
+    }
+
+    /// Whether the client accepts a gzip-encoded response (`Accept-Encoding` lists `gzip` or `*` with a
+    /// `q` other than 0; `gzip;q=0` means no).
+    public var acceptsGzip: Bool {
+        guard let value = header("Accept-Encoding") else { return false }
+        return AcceptEncoding.allowsGzip(value)
+    }
+}

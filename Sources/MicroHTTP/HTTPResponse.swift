@@ -1,0 +1,117 @@
+/// An HTTP response produced by an ``HTTPHandler``.
+///
+/// libmicrohttpd adds `Date`, `Content-Length` (or `Transfer-Encoding: chunked` for streams) and manages
+/// `Connection` itself; do not set `Content-Length` or `Transfer-Encoding` (such headers are dropped and
+/// reported to ``HTTPServerConfiguration/errorLog``). `Connection: close` is honoured.
+///
+/// ```swift
+/// var response = HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: Array(text.utf8))
+/// response.compressIfAccepted = true
+/// ```
+public struct HTTPResponse: Sendable {
+    /// The body of a response.
+    public enum Body: Sendable {
+        /// A complete body, sent with `Content-Length`.
+        case bytes([UInt8])
+        /// A long-lived body written over time (for example Server-Sent Events), sent chunked.
+        case stream(HTTPStreamConfiguration)
+    }
+
+    /// Bodies smaller than this many bytes are never compressed, even with ``compressIfAccepted``.
+    public static let compressionThreshold = 1024
+
+    /// The status code (100...999; anything else is replaced by a 500 error).
+    public var status: Int
+    /// Response headers in order. Names are case-insensitive; repeats are sent as separate lines.
+    public var headers: [(name: String, value: String)]
+    /// The body.
+    public var body: Body
+    /// Gzip the body when the request accepts gzip and the body has at least ``compressionThreshold``
+    /// bytes; then `Content-Encoding: gzip` is added. `Vary: Accept-Encoding` is added whenever this is
+    /// `true` (the representation depends on the header). Ignored for streams.
+    public var compressIfAccepted: Bool
+
+    /// Creates a response with a complete body.
+    ///
+    /// - Parameters:
+    ///   - status: The status code; default 200.
+    ///   - headers: Headers, e.g. `[("Content-Type", "application/json")]`.
+    ///   - body: The body bytes.
+    ///   - compressIfAccepted: See ``compressIfAccepted``; default `false`.
+    public init(
+        status: Int = 200,
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = [],
+        compressIfAccepted: Bool = false
+    ) {
+        self.status = status
+        self.headers = headers
+        self.body = .bytes(body)
+        self.compressIfAccepted = compressIfAccepted
+    }
+
+    /// Creates a streaming response; see ``HTTPStreamConfiguration``.
+    ///
+    /// ```swift
+    /// HTTPResponse(
+    ///     headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")],
+    ///     stream: HTTPStreamConfiguration { writer in hub.add(writer) }
+    /// )
+    /// ```
+    public init(
+        status: Int = 200,
+        headers: [(name: String, value: String)] = [],
+        stream: HTTPStreamConfiguration
+    ) {
+        self.status = status
+        self.headers = headers
+        self.body = .stream(stream)
+        self.compressIfAccepted = false
+    }
+
+    /// A text response (`text/plain; charset=utf-8` unless another content type is given).
+    public static func text(
+        _ text: String,
+        status: Int = 200,
+        contentType: String = "text/plain; charset=utf-8"
+    ) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
+    }
+
+    /// A JSON response from already-encoded bytes (`application/json; charset=utf-8`).
+    public static func json(_ body: [UInt8], status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")], body: body)
+    }
+
+    /// The JSON error shape used for MicroHTTP's own errors:
+    /// `{"error":{"code":"<code>","message":"<message>"}}`.
+    ///
+    /// - Parameters:
+    ///   - status: The status code, e.g. 413.
+    ///   - code: A stable `snake_case` code, e.g. `"body_too_large"`.
+    ///   - message: A human-readable message.
+    public static func error(status: Int, code: String, message: String) -> HTTPResponse {
+        var json = #"{"error":{"code":""#
+        appendEscaped(code, to: &json)
+        json += #"","message":""#
+        appendEscaped(message, to: &json)
+        json += #""}}"#
+        return .json(Array(json.utf8), status: status)
+    }
+
+    private static func appendEscaped(_ text: String, to json: inout String) {
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": json += "\\\""
+            case "\\": json += "\\\\"
+            case "\n": json += "\\n"
+            case "\r": json += "\\r"
+            case "\t": json += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                json += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: json.unicodeScalars.append(scalar)
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Settings of an ``HTTPServer``.
+///
+/// ```swift
+/// var configuration = HTTPServerConfiguration(port: 0)
+/// configuration.connectionTimeout = .seconds(10)
+/// let server = try HTTPServer(configuration: configuration, handler: handler)
+/// ```
+public struct HTTPServerConfiguration: Sendable {
+    /// The address to listen on: an IPv4 (`"127.0.0.1"`, `"0.0.0.0"`) or IPv6 (`"::1"`, `"::"`) literal.
+    ///
+    /// Host names are not resolved.
+    public var host: String
+    /// The TCP port; 0 picks a free port (read it back with ``HTTPServer/port``).
+    public var port: Int
+    /// The number of libmicrohttpd worker threads (each one runs its own epoll loop and calls the handler).
+    public var threadCount: Int
+    /// The maximum number of open connections (idle keep-alive, in-flight and streaming ones).
+    ///
+    /// Connections above it are accepted and closed at once. With several threads the limit is split
+    /// evenly between them.
+    public var connectionLimit: Int
+    /// How long a connection may stay inactive (no bytes received or sent) before it is closed.
+    ///
+    /// This drops idle keep-alive connections, clients that send half a request and stall, and clients that
+    /// stop reading a response. A streaming response that is waiting for data is *not* subject to it (its
+    /// connection is suspended). Whole seconds, rounded up; `.zero` disables the timeout.
+    public var connectionTimeout: Duration
+    /// The largest request body accepted. A larger body is answered with `413` and a JSON error
+    /// (`body_too_large`), and the connection is closed.
+    public var maxBodySize: Int
+    /// The approximate budget for the request line plus headers.
+    ///
+    /// It sizes libmicrohttpd's per-connection memory pool: `MHD_OPTION_CONNECTION_MEMORY_LIMIT` =
+    /// `2 * maxHeaderBytes + 16 KiB` (48 KiB for the default), which also holds libmicrohttpd's bookkeeping
+    /// (about 56 bytes per header line) and I/O buffers. A request whose line and headers do not fit is
+    /// answered by libmicrohttpd itself, without calling the handler, and the connection is closed:
+    /// `431 Request Header Fields Too Large`, or `414 URI Too Long` when the request line alone is too long
+    /// (short HTML bodies, not MicroHTTP's JSON shape). The cut-off is not byte-exact. Measured with the
+    /// default (16 KiB): one header of up to ~48 KiB, ~530 headers of 29 bytes (~15 KiB) or ~270 headers of
+    /// 120 bytes (~32 KiB) are accepted; in a ~120-byte band just above the limit, where not even the error
+    /// answer fits, the connection is closed without a response.
+    public var maxHeaderBytes: Int
+    /// The maximum number of connections from one IP address; 0 means unlimited.
+    public var perIPConnectionLimit: Int
+    /// Receives libmicrohttpd's error log lines (and MicroHTTP's own warnings). `nil` discards them.
+    ///
+    /// Called on arbitrary threads; must not block. Client misbehaviour (resets, timeouts) is logged here
+    /// too, so do not treat every line as a server fault.
+    public var errorLog: (@Sendable (String) -> Void)?
+
+    /// Creates a configuration; every parameter has a default.
+    ///
+    /// - Parameters:
+    ///   - host: IPv4 or IPv6 literal to bind; default `"127.0.0.1"`.
+    ///   - port: TCP port, 0 for any free port; default 8080.
+    ///   - threadCount: Worker threads; default the number of online CPUs.
+    ///   - connectionLimit: Maximum open connections; default 1024.
+    ///   - connectionTimeout: Inactivity timeout; default 30 seconds.
+    ///   - maxBodySize: Largest request body; default 1 MiB.
+    ///   - maxHeaderBytes: Request line plus headers budget; default 16 KiB.
+    ///   - perIPConnectionLimit: Connections per client IP, 0 = unlimited; default 0.
+    ///   - errorLog: Error log sink; default `nil` (discarded).
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        threadCount: Int = HTTPServerConfiguration.defaultThreadCount,
+        connectionLimit: Int = 1024,
+        connectionTimeout: Duration = .seconds(30),
+        maxBodySize: Int = 1 << 20,
+        maxHeaderBytes: Int = 16 * 1024,
+        perIPConnectionLimit: Int = 0,
+        errorLog: (@Sendable (String) -> Void)? = nil
+    ) {
+        self.host = host
+        self.port = port
+        self.threadCount = threadCount
+        self.connectionLimit = connectionLimit
+        self.connectionTimeout = connectionTimeout
+        self.maxBodySize = maxBodySize
+        self.maxHeaderBytes = maxHeaderBytes
+        self.perIPConnectionLimit = perIPConnectionLimit
+        self.errorLog = errorLog
+    }
+
+    /// The number of online CPUs (at least 1).
+    public static var defaultThreadCount: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Checks the values that libmicrohttpd would otherwise reject with a vague message.
+    func validate() throws {
+        func invalid(_ message: String) -> MicroHTTPError {
+            MicroHTTPError(code: .invalidConfiguration, message: message)
+        }
+        guard (0...65535).contains(port) else { throw invalid("port \(port) is outside 0...65535") }
+        guard (1...256).contains(threadCount) else { throw invalid("threadCount \(threadCount) is outside 1...256") }
+        guard connectionLimit >= threadCount, connectionLimit <= Int(Int32.max) else {
+            throw invalid("connectionLimit \(connectionLimit) must be at least threadCount (\(threadCount))")
+        }
+        guard connectionTimeout >= .zero else { throw invalid("connectionTimeout must not be negative") }
+        guard maxBodySize >= 0 else { throw invalid("maxBodySize must not be negative") }
+        guard (1024...(64 << 20)).contains(maxHeaderBytes) else {
+            throw invalid("maxHeaderBytes \(maxHeaderBytes) is outside 1024...67108864")
+        }
+        guard (0...Int(Int32.max)).contains(perIPConnectionLimit) else {
+            throw invalid("perIPConnectionLimit must not be negative")
+        }
+    }
+
+    /// ``connectionTimeout`` in whole seconds, rounded up (0 = no timeout).
+    var connectionTimeoutSeconds: UInt32 {
+        let (seconds, attoseconds) = connectionTimeout.components
+        let rounded = seconds + (attoseconds > 0 ? 1 : 0)
+        return UInt32(clamping: rounded)
+    }
+}

@@ -1,0 +1,95 @@
+import MicroHTTP
+import SessionCore
+
+/// An error answer of the HTTP API: a status, a stable code and a message, rendered as
+/// `{"error": {"code": "...", "message": "..."}}`.
+///
+/// Every status the API can answer with an error is decided here, in one place: ``init(_:)`` maps
+/// each ``SessionError/Code`` of the store to its status.
+public struct APIError: Error, Hashable, Sendable {
+    public var status: Int
+    public var code: String
+    public var message: String
+    public var headers: [String: String] = [:]
+
+    public init(status: Int, code: String, message: String, headers: [String: String] = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    /// The API error for a store error.
+    public init(_ error: SessionError) {
+        let status: Int
+        switch error.code {
+        case .invalidUsername, .invalidTimeout, .invalidData, .invalidCursor, .invalidArgument: status = 400
+        case .tokenMalformed, .sessionUnknown, .sessionExpired: status = 401
+        case .sessionLimitReached: status = 409
+        case .dataTooLarge: status = 413
+        case .capacityExceeded: status = 503
+        default: status = 500
+        }
+        self.init(status: status, code: error.code.rawValue, message: error.message)
+    }
+
+    static func invalidJSON(_ message: String = "the body is not valid JSON") -> APIError {
+        APIError(status: 400, code: "invalid_json", message: message)
+    }
+    static func invalidRequest(_ message: String) -> APIError {
+        APIError(status: 400, code: "invalid_request", message: message)
+    }
+    static func unknownField(_ name: String) -> APIError {
+        APIError(status: 400, code: "unknown_field", message: "unknown field \"\(name.prefix(64))\"")
+    }
+    static func invalidArgument(_ message: String) -> APIError {
+        APIError(status: 400, code: "invalid_argument", message: message)
+    }
+    static func invalidTimeout(_ message: String) -> APIError {
+        APIError(status: 400, code: "invalid_timeout", message: message)
+    }
+    static let confirmationRequired = APIError(
+        status: 400, code: "confirmation_required", message: "deleting every session requires ?confirm=true"
+    )
+    static let apiTokenMissing = APIError(
+        status: 401, code: "api_token_missing", message: "this route requires Authorization: Bearer <api token>",
+        headers: ["WWW-Authenticate": "Bearer realm=\"sessiond\""]
+    )
+    static let apiTokenInvalid = APIError(status: 403, code: "api_token_invalid", message: "the API token is not valid")
+    static let sessionTokenMissing = APIError(
+        status: 401, code: "session_token_missing", message: "this route requires the Session-Token header"
+    )
+    static let sessionNotFound = APIError(status: 404, code: "session_not_found", message: "no session has this id")
+    static let notFound = APIError(status: 404, code: "not_found", message: "no such route")
+    static func methodNotAllowed(_ allowed: [String]) -> APIError {
+        APIError(
+            status: 405, code: "method_not_allowed", message: "allowed methods: \(allowed.joined(separator: ", "))",
+            headers: ["Allow": allowed.joined(separator: ", ")]
+        )
+    }
+    static let unsupportedMediaType = APIError(
+        status: 415, code: "unsupported_media_type", message: "the body must be application/json"
+    )
+    static let tooManySubscribers = APIError(
+        status: 429, code: "too_many_subscribers", message: "the event stream has too many subscribers"
+    )
+    static let notReady = APIError(status: 503, code: "not_ready", message: "sessiond is not ready yet")
+
+    /// The error as an HTTP response.
+    var response: HTTPResponse {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.key("error")
+        writer.beginObject()
+        writer.key("code")
+        writer.string(code)
+        writer.key("message")
+        writer.string(message)
+        writer.endObject()
+        writer.endObject()
+        var response = HTTPResponse.json(writer.bytes, status: status)
+        response.headers.append(("Cache-Control", "no-store"))
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { response.headers.append((name, value)) }
+        return response
+    }
+}

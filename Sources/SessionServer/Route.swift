@@ -1,0 +1,94 @@
+/// The routes of the HTTP API, matched from a request path.
+///
+/// ``template`` is the path with parameters as placeholders (`/v1/sessions/{id}`): the only form
+/// of a path that may appear in metrics or logs (a raw path can carry a username).
+public enum Route: Sendable, Hashable {
+    case sessions
+    case session
+    case sessionData
+    case sessionRotate
+    case sessionByID(String)
+    case users
+    case userSessions(username: String)
+    case config
+    case events
+    case metrics
+    case healthz
+    case readyz
+
+    /// Matches a percent-decoded path; `nil` for an unknown path.
+    public init?(path: String) {
+        switch path {
+        case "/v1/sessions": self = .sessions
+        case "/v1/session": self = .session
+        case "/v1/session/data": self = .sessionData
+        case "/v1/session/rotate": self = .sessionRotate
+        case "/v1/users": self = .users
+        case "/v1/config": self = .config
+        case "/v1/events": self = .events
+        case "/metrics": self = .metrics
+        case "/healthz": self = .healthz
+        case "/readyz": self = .readyz
+        default:
+            if path.hasPrefix("/v1/sessions/") {
+                let id = path.dropFirst("/v1/sessions/".count)
+                guard !id.isEmpty, !id.contains("/") else { return nil }
+                self = .sessionByID(String(id))
+            } else if path.hasPrefix("/v1/users/"), path.hasSuffix("/sessions") {
+                let username = path.dropFirst("/v1/users/".count).dropLast("/sessions".count)
+                guard !username.isEmpty else { return nil }
+                self = .userSessions(username: String(username))
+            } else {
+                return nil
+            }
+        }
+    }
+
+    /// The path template, for metric labels and logs.
+    public var template: String {
+        switch self {
+        case .sessions: "/v1/sessions"
+        case .session: "/v1/session"
+        case .sessionData: "/v1/session/data"
+        case .sessionRotate: "/v1/session/rotate"
+        case .sessionByID: "/v1/sessions/{id}"
+        case .users: "/v1/users"
+        case .userSessions: "/v1/users/{username}/sessions"
+        case .config: "/v1/config"
+        case .events: "/v1/events"
+        case .metrics: "/metrics"
+        case .healthz: "/healthz"
+        case .readyz: "/readyz"
+        }
+    }
+
+    /// Every template, for metrics created up front.
+    public static let allTemplates = [
+        "/v1/sessions", "/v1/session", "/v1/session/data", "/v1/session/rotate", "/v1/sessions/{id}", "/v1/users",
+        "/v1/users/{username}/sessions", "/v1/config", "/v1/events", "/metrics", "/healthz", "/readyz",
+    ]
+
+    /// The methods the route answers (the `Allow` header of a 405).
+    public var allowedMethods: [String] {
+        switch self {
+        case .sessions: ["GET", "POST", "DELETE"]
+        case .session: ["GET", "DELETE"]
+        case .sessionData: ["GET", "PUT"]
+        case .sessionRotate: ["POST"]
+        case .sessionByID: ["GET", "DELETE"]
+        case .users: ["GET"]
+        case .userSessions: ["DELETE"]
+        case .config: ["GET", "PATCH"]
+        case .events: ["GET"]
+        case .metrics, .healthz, .readyz: ["GET", "HEAD"]
+        }
+    }
+
+    /// Whether the route is under `/v1` and so needs the API token.
+    public var requiresAPIToken: Bool {
+        switch self {
+        case .metrics, .healthz, .readyz: false
+        default: true
+        }
+    }
+}

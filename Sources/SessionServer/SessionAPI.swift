@@ -1,0 +1,472 @@
+import MicroHTTP
+import SessionCore
+import Synchronization
+
+/// The HTTP API of the session service (`/v1/...`, `/healthz`, `/readyz`), as a MicroHTTP handler.
+///
+/// Synchronous from end to end: libmicrohttpd's worker thread calls ``handle(_:)``, which calls the
+/// thread-safe ``SessionStore`` and renders JSON into bytes. Every failure becomes an ``APIError``
+/// answer; nothing a client sends can crash the process or change state when refused.
+///
+/// ```swift
+/// let api = SessionAPI(store: store, configuration: .init(apiToken: try APIToken(secret)))
+/// let server = try HTTPServer(configuration: .init(port: 8080), handler: api)
+/// api.markReady()
+/// ```
+public final class SessionAPI: HTTPHandler {
+    /// Settings of the API layer.
+    public struct Configuration: Sendable {
+        /// The bearer token `/v1` routes require; `nil` leaves them open (loopback only).
+        public var apiToken: APIToken?
+        /// Most event-stream subscribers at once.
+        public var maximumEventSubscribers: Int
+        /// Pending bytes after which a slow event subscriber is disconnected.
+        public var eventBufferBytes: Int
+
+        public init(apiToken: APIToken? = nil, maximumEventSubscribers: Int = 1000, eventBufferBytes: Int = 256 * 1024) {
+            self.apiToken = apiToken
+            self.maximumEventSubscribers = maximumEventSubscribers
+            self.eventBufferBytes = eventBufferBytes
+        }
+    }
+
+    /// Called after every request with the route template (or `nil` for an unknown path), the
+    /// method, the status and the handling time; for metrics.
+    public typealias RequestObserver = @Sendable (_ route: Route?, _ method: String, _ status: Int, _ duration: Duration) -> Void
+
+    public let store: SessionStore
+    public let events: EventBroadcaster
+    private let configuration: Configuration
+    private let ready = Atomic<Bool>(false)
+    private let metricsHandler: (@Sendable (HTTPRequest) -> HTTPResponse)?
+    private let observer: RequestObserver?
+
+    /// Largest JSON nesting of a request body: session data may nest 64 levels inside the envelope.
+    static let maximumBodyDepth = JSONValidator.maximumDepth + 1
+    /// Largest page size of listings.
+    public static let maximumLimit = 1000
+
+    public init(
+        store: SessionStore,
+        configuration: Configuration = Configuration(),
+        metricsHandler: (@Sendable (HTTPRequest) -> HTTPResponse)? = nil,
+        observer: RequestObserver? = nil
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.metricsHandler = metricsHandler
+        self.observer = observer
+        events = EventBroadcaster(
+            store: store,
+            maximumSubscribers: configuration.maximumEventSubscribers,
+            bufferLimit: configuration.eventBufferBytes
+        )
+    }
+
+    /// Lets `/readyz` answer 200 (call once storage is replayed and the server listens).
+    public func markReady() { ready.store(true, ordering: .relaxed) }
+
+    /// Whether `/readyz` answers 200.
+    public var isReady: Bool { ready.load(ordering: .relaxed) }
+
+    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        let start = ContinuousClock.now
+        let route = Route(path: request.path)
+        let response: HTTPResponse
+        do {
+            response = try dispatch(request, route: route)
+        } catch {
+            response = error.response
+        }
+        observer?(route, request.method, response.status, ContinuousClock.now - start)
+        return response
+    }
+
+    // MARK: Dispatch
+
+    private func dispatch(_ request: HTTPRequest, route: Route?) throws(APIError) -> HTTPResponse {
+        guard let route else {
+            // Unknown /v1 paths still require the token, so that probing reveals nothing.
+            if request.path.hasPrefix("/v1/") || request.path == "/v1" { try authorize(request) }
+            throw APIError.notFound
+        }
+        if route.requiresAPIToken { try authorize(request) }
+        let method = request.method
+        guard route.allowedMethods.contains(method) else { throw APIError.methodNotAllowed(route.allowedMethods) }
+
+        switch (route, method) {
+        case (.sessions, "POST"): return try createSession(request)
+        case (.sessions, "GET"): return try listSessions(request)
+        case (.sessions, "DELETE"): return try deleteAllSessions(request)
+        case (.session, "GET"): return try validateSession(request)
+        case (.session, "DELETE"): return try logout(request)
+        case (.sessionData, "GET"): return try readData(request)
+        case (.sessionData, "PUT"): return try writeData(request)
+        case (.sessionRotate, "POST"): return try rotate(request)
+        case (.sessionByID(let id), "GET"): return try sessionByID(id)
+        case (.sessionByID(let id), "DELETE"): return try revoke(id)
+        case (.users, "GET"): return try listUsers(request)
+        case (.userSessions(let username), "DELETE"): return revokeAll(username)
+        case (.config, "GET"): return configurationResponse(store.configuration)
+        case (.config, "PATCH"): return try patchConfiguration(request)
+        case (.events, "GET"):
+            guard let response = events.subscribe() else { throw APIError.tooManySubscribers }
+            return response
+        case (.metrics, _):
+            guard let metricsHandler else { throw APIError.notFound }
+            return metricsHandler(request)
+        case (.healthz, _): return status("ok")
+        case (.readyz, _):
+            guard isReady else { throw APIError.notReady }
+            return status("ready")
+        default: throw APIError.methodNotAllowed(route.allowedMethods)
+        }
+    }
+
+    private func authorize(_ request: HTTPRequest) throws(APIError) {
+        guard let token = configuration.apiToken else { return }
+        guard let header = request.header("Authorization") else { throw APIError.apiTokenMissing }
+        let utf8 = Array(header.utf8)
+        let scheme = Array("bearer ".utf8)
+        guard utf8.count > scheme.count, zip(utf8, scheme).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) else {
+            throw APIError.apiTokenMissing
+        }
+        guard token.matches(utf8[scheme.count...]) else { throw APIError.apiTokenInvalid }
+    }
+
+    // MARK: Sessions by token
+
+    private func sessionToken(_ request: HTTPRequest) throws(APIError) -> String {
+        guard let token = request.header("Session-Token"), !token.isEmpty else { throw APIError.sessionTokenMissing }
+        return token
+    }
+
+    private func createSession(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let body = try jsonBody(request)
+        try body.requireOnly(["username", "data", "idleTimeout", "maxLifetime"])
+        guard let username = body.members["username"] else { throw APIError.invalidRequest("\"username\" is required") }
+        guard case .string(let name) = username.value else { throw APIError.invalidRequest("\"username\" must be a string") }
+        let idle = try duration(body.members["idleTimeout"], field: "idleTimeout")
+        let lifetime = try duration(body.members["maxLifetime"], field: "maxLifetime")
+        let created: CreatedSession
+        do {
+            created = try store.create(
+                username: name, data: data(body.members["data"]), idleTimeout: idle, maxLifetime: lifetime
+            )
+        } catch {
+            throw APIError(error)
+        }
+        var response = json(status: 201) { writer in Self.write(created.session, token: created.token, into: &writer) }
+        response.headers.append(("Location", "/v1/sessions/\(created.session.id)"))
+        return response
+    }
+
+    private func validateSession(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let refresh: Bool
+        switch request.queryParameter("refresh") {
+        case nil, "true": refresh = true
+        case "false": refresh = false
+        default: throw APIError.invalidArgument("refresh must be true or false")
+        }
+        let token = try sessionToken(request)
+        switch store.validate(token: token, refresh: refresh) {
+        case .valid(let session): return json { writer in Self.write(session, into: &writer) }
+        case .unknown: throw APIError(SessionError(code: .sessionUnknown, message: "no session has this token"))
+        case .expired(let reason):
+            throw APIError(SessionError(code: .sessionExpired, message: "the session has expired (\(reason.rawValue))"))
+        case .malformed: throw APIError(SessionError(code: .tokenMalformed, message: "the session token is malformed"))
+        }
+    }
+
+    private func logout(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let token = try sessionToken(request)
+        do {
+            try store.logout(token: token)
+        } catch {
+            throw APIError(error)
+        }
+        return HTTPResponse(status: 204, headers: [("Cache-Control", "no-store")])
+    }
+
+    private func readData(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let token = try sessionToken(request)
+        let data: [UInt8]?
+        do {
+            data = try store.data(token: token)
+        } catch {
+            throw APIError(error)
+        }
+        return dataResponse(data)
+    }
+
+    private func writeData(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let token = try sessionToken(request)
+        let body = try jsonBody(request)
+        try body.requireOnly(["data"])
+        guard let member = body.members["data"] else { throw APIError.invalidRequest("\"data\" is required (null clears it)") }
+        let session: Session
+        do {
+            session = try store.setData(token: token, data: data(member))
+        } catch {
+            throw APIError(error)
+        }
+        return dataResponse(session.data)
+    }
+
+    private func rotate(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let token = try sessionToken(request)
+        let rotated: CreatedSession
+        do {
+            rotated = try store.rotate(token: token)
+        } catch {
+            throw APIError(error)
+        }
+        return json { writer in Self.write(rotated.session, token: rotated.token, into: &writer) }
+    }
+
+    // MARK: Administration
+
+    private func listSessions(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let limit = try self.limit(request)
+        let username = request.queryParameter("username")
+        if let username, username.isEmpty { throw APIError.invalidArgument("username must not be empty") }
+        let page: Page<Session>
+        do {
+            page = try store.sessions(username: username, limit: limit, cursor: request.queryParameter("cursor"))
+        } catch {
+            throw APIError(error)
+        }
+        return json(capacity: 64 + page.items.count * 256) { writer in
+            writer.beginObject()
+            writer.key("sessions")
+            writer.beginArray()
+            for session in page.items { Self.write(session, into: &writer) }
+            writer.endArray()
+            writer.key("nextCursor")
+            if let next = page.nextCursor { writer.string(next) } else { writer.null() }
+            writer.endObject()
+        }
+    }
+
+    private func deleteAllSessions(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        guard request.queryParameter("confirm") == "true" else { throw APIError.confirmationRequired }
+        return deletedResponse(store.deleteAll())
+    }
+
+    private func sessionByID(_ text: String) throws(APIError) -> HTTPResponse {
+        guard let id = SessionID(text), let session = store.session(id: id) else { throw APIError.sessionNotFound }
+        return json { writer in Self.write(session, into: &writer) }
+    }
+
+    private func revoke(_ text: String) throws(APIError) -> HTTPResponse {
+        guard let id = SessionID(text), store.revoke(id: id) != nil else { throw APIError.sessionNotFound }
+        return HTTPResponse(status: 204, headers: [("Cache-Control", "no-store")])
+    }
+
+    private func listUsers(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let limit = try self.limit(request)
+        let page: Page<LoggedInUser>
+        do {
+            page = try store.users(limit: limit, cursor: request.queryParameter("cursor"))
+        } catch {
+            throw APIError(error)
+        }
+        return json(capacity: 64 + page.items.count * 64) { writer in
+            writer.beginObject()
+            writer.key("users")
+            writer.beginArray()
+            for user in page.items {
+                writer.beginObject()
+                writer.key("username")
+                writer.string(user.username)
+                writer.key("sessionCount")
+                writer.integer(user.sessionCount)
+                writer.endObject()
+            }
+            writer.endArray()
+            writer.key("nextCursor")
+            if let next = page.nextCursor { writer.string(next) } else { writer.null() }
+            writer.endObject()
+        }
+    }
+
+    private func revokeAll(_ username: String) -> HTTPResponse {
+        deletedResponse(store.revokeAll(username: username))
+    }
+
+    private func patchConfiguration(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        let body = try jsonBody(request)
+        try body.requireOnly(["idleTimeout", "maxLifetime", "maxSessionsPerUser", "sessionLimitPolicy", "maxDataBytes"])
+        let idle = try duration(body.members["idleTimeout"], field: "idleTimeout")
+        let lifetime = try duration(body.members["maxLifetime"], field: "maxLifetime")
+        var cap: Int?? = nil
+        if let member = body.members["maxSessionsPerUser"] {
+            switch member.value {
+            case .null: cap = .some(nil)
+            case .number(let value):
+                guard value.rounded() == value, value >= 1, value <= Double(Int32.max) else {
+                    throw APIError.invalidArgument("maxSessionsPerUser must be an integer ≥ 1, or null")
+                }
+                cap = .some(Int(value))
+            default: throw APIError.invalidRequest("\"maxSessionsPerUser\" must be an integer or null")
+            }
+        }
+        var policy: SessionStore.SessionLimitPolicy?
+        if let member = body.members["sessionLimitPolicy"] {
+            guard case .string(let text) = member.value else {
+                throw APIError.invalidRequest("\"sessionLimitPolicy\" must be a string")
+            }
+            guard let parsed = SessionStore.SessionLimitPolicy(rawValue: text) else {
+                throw APIError.invalidArgument("sessionLimitPolicy must be reject or evict_oldest")
+            }
+            policy = parsed
+        }
+        var maxData: Int?
+        if let member = body.members["maxDataBytes"] {
+            guard case .number(let value) = member.value else { throw APIError.invalidRequest("\"maxDataBytes\" must be an integer") }
+            guard value.rounded() == value, value >= 2, value <= 16_777_216 else {
+                throw APIError.invalidArgument("maxDataBytes must be an integer between 2 and 16777216")
+            }
+            maxData = Int(value)
+        }
+        let updated: SessionStore.Configuration
+        do {
+            updated = try store.updateConfiguration { configuration in
+                if let idle { configuration.idleTimeout = idle }
+                if let lifetime { configuration.maxLifetime = lifetime }
+                if let cap { configuration.maxSessionsPerUser = cap }
+                if let policy { configuration.sessionLimitPolicy = policy }
+                if let maxData { configuration.maxDataBytes = maxData }
+            }
+        } catch {
+            throw APIError(error)
+        }
+        return configurationResponse(updated)
+    }
+
+    // MARK: Request helpers
+
+    private func jsonBody(_ request: HTTPRequest) throws(APIError) -> JSONBody {
+        guard !request.body.isEmpty else { throw APIError.invalidRequest("a JSON body is required") }
+        let contentType = request.header("Content-Type")?.lowercased() ?? ""
+        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map {
+            $0.trimmingCharacters(in: " \t")
+        }
+        guard mediaType == "application/json" else { throw APIError.unsupportedMediaType }
+        return try JSONBody(request.body, maximumDepth: Self.maximumBodyDepth)
+    }
+
+    private func data(_ member: JSONBody.Member?) -> [UInt8]? {
+        guard let member, member.value != .null else { return nil }
+        return Array(member.raw)
+    }
+
+    private func duration(_ member: JSONBody.Member?, field: String) throws(APIError) -> Duration? {
+        guard let member else { return nil }
+        guard case .number(let seconds) = member.value else {
+            throw APIError.invalidRequest("\"\(field)\" must be a number of seconds")
+        }
+        let maximum = Double(SessionStore.Configuration.maximumDuration.components.seconds)
+        guard seconds.isFinite, seconds >= 2, seconds <= maximum else {
+            throw APIError.invalidTimeout("\(field) must be between 2 and \(Int(maximum)) seconds")
+        }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+
+    private func limit(_ request: HTTPRequest) throws(APIError) -> Int {
+        guard let text = request.queryParameter("limit") else { return 100 }
+        guard let limit = Int(text), limit >= 1, limit <= Self.maximumLimit else {
+            throw APIError.invalidArgument("limit must be an integer between 1 and \(Self.maximumLimit)")
+        }
+        return limit
+    }
+
+    // MARK: Responses
+
+    private func json(status: Int = 200, capacity: Int = 320, _ build: (inout JSONWriter) -> Void) -> HTTPResponse {
+        var writer = JSONWriter(capacity: capacity)
+        build(&writer)
+        var response = HTTPResponse.json(writer.bytes, status: status)
+        response.headers.append(("Cache-Control", "no-store"))
+        response.compressIfAccepted = true
+        return response
+    }
+
+    private func status(_ text: String) -> HTTPResponse {
+        json { writer in
+            writer.beginObject()
+            writer.key("status")
+            writer.string(text)
+            writer.endObject()
+        }
+    }
+
+    private func dataResponse(_ data: [UInt8]?) -> HTTPResponse {
+        json { writer in
+            writer.beginObject()
+            writer.key("data")
+            if let data { writer.raw(data) } else { writer.null() }
+            writer.endObject()
+        }
+    }
+
+    private func deletedResponse(_ count: Int) -> HTTPResponse {
+        json { writer in
+            writer.beginObject()
+            writer.key("deleted")
+            writer.integer(count)
+            writer.endObject()
+        }
+    }
+
+    private func configurationResponse(_ configuration: SessionStore.Configuration) -> HTTPResponse {
+        json { writer in
+            writer.beginObject()
+            writer.key("idleTimeout")
+            writer.seconds(configuration.idleTimeout)
+            writer.key("maxLifetime")
+            writer.seconds(configuration.maxLifetime)
+            writer.key("maxSessionsPerUser")
+            if let cap = configuration.maxSessionsPerUser { writer.integer(cap) } else { writer.null() }
+            writer.key("sessionLimitPolicy")
+            writer.string(configuration.sessionLimitPolicy.rawValue)
+            writer.key("maxDataBytes")
+            writer.integer(configuration.maxDataBytes)
+            writer.endObject()
+        }
+    }
+
+    /// A session as JSON; with `token` only for creation and rotation.
+    static func write(_ session: Session, token: SessionToken? = nil, into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("id")
+        writer.string(session.id.description)
+        if let token {
+            writer.key("token")
+            writer.string(token.rawValue)
+        }
+        writer.key("username")
+        writer.string(session.username)
+        writer.key("createdAt")
+        writer.timestamp(session.createdAt)
+        writer.key("lastSeenAt")
+        writer.timestamp(session.lastSeenAt)
+        writer.key("idleExpiresAt")
+        writer.timestamp(session.idleExpiresAt)
+        writer.key("expiresAt")
+        writer.timestamp(session.expiresAt)
+        writer.key("idleTimeout")
+        writer.seconds(session.idleTimeout)
+        if let data = session.data {
+            writer.key("data")
+            writer.raw(data)
+        }
+        writer.endObject()
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
+    }
+}

@@ -1,0 +1,259 @@
+import ArgumentParser
+import Logging
+import MicroHTTP
+import ServiceLifecycle
+import SessionCore
+import SessionServer
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `sessiond`: the session service. Every option has an environment twin `SESSIOND_<NAME>`
+/// (command-line flags win over the environment).
+@main
+struct Sessiond: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sessiond",
+        abstract: "users-session-manager: the session service (HTTP API over libmicrohttpd).",
+        discussion: """
+            Every option can also be set with an environment variable: SESSIOND_ + the option name in upper \
+            snake case (--idle-timeout → SESSIOND_IDLE_TIMEOUT). Flags on the command line win. The API token \
+            can come from --api-token-file or from SESSIOND_API_TOKEN (never from a flag: command lines are \
+            visible to other users). Without an API token sessiond only listens on loopback addresses.
+            """
+    )
+
+    @Option(help: "Address to listen on (IPv4 or IPv6 literal, or localhost).")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "HTTP worker threads (libmicrohttpd thread pool).")
+    var threads = HTTPServerConfiguration.defaultThreadCount
+
+    @Option(help: "Default idle timeout of sessions, in seconds (≥ 2; sliding).")
+    var idleTimeout: Double = 3000
+
+    @Option(help: "Default absolute lifetime of sessions, in seconds.")
+    var maxLifetime: Double = 86_400
+
+    @Option(help: "Most live sessions per user (default: unlimited).")
+    var maxSessionsPerUser: Int?
+
+    @Option(help: "At the per-user cap: reject the new session, or evict_oldest.")
+    var sessionLimitPolicy = "evict_oldest"
+
+    @Option(help: "Largest session data, in bytes of JSON.")
+    var maxDataBytes = 16 * 1024
+
+    @Option(help: "Largest request body, in bytes (413 above).")
+    var maxBodyBytes = 64 * 1024
+
+    @Option(help: "Most simultaneous connections.")
+    var connectionLimit = 1024
+
+    @Option(help: "Seconds after which an idle or stalled connection is closed.")
+    var connectionTimeout: Double = 30
+
+    @Option(help: "Most simultaneous /v1/events subscribers.")
+    var maxEventSubscribers = 1000
+
+    @Option(help: "File holding the API token that /v1 routes require (Authorization: Bearer).")
+    var apiTokenFile: String?
+
+    @Option(help: "Seconds to let in-flight requests finish at shutdown.")
+    var shutdownGrace: Double = 10
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    mutating func run() async throws {
+        let level = try parse(Logger.Level(rawValue: logLevel), "--log-level", logLevel)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "sessiond")
+        do {
+            try await serve(logger: logger)
+        } catch let error as StartupError {
+            logger.critical("sessiond cannot start", metadata: ["error": "\(error.message)"])
+            throw ExitCode(2)
+        }
+    }
+
+    private func serve(logger: Logger) async throws {
+        let apiToken = try loadAPIToken()
+        guard apiToken != nil || Self.isLoopback(host) else {
+            throw StartupError(
+                message: "refusing to listen on \(host) without an API token: set --api-token-file or SESSIOND_API_TOKEN, "
+                    + "or listen on a loopback address (127.0.0.1, ::1)"
+            )
+        }
+        let policy = try parse(SessionStore.SessionLimitPolicy(rawValue: sessionLimitPolicy), "--session-limit-policy", sessionLimitPolicy)
+        let storeConfiguration = SessionStore.Configuration(
+            idleTimeout: .milliseconds(Int64((idleTimeout * 1000).rounded())),
+            maxLifetime: .milliseconds(Int64((maxLifetime * 1000).rounded())),
+            maxSessionsPerUser: maxSessionsPerUser,
+            sessionLimitPolicy: policy,
+            maxDataBytes: maxDataBytes
+        )
+        do {
+            try storeConfiguration.validate()
+        } catch {
+            throw StartupError(message: error.message)
+        }
+        guard maxBodyBytes >= 1024 else { throw StartupError(message: "--max-body-bytes must be at least 1024") }
+        guard connectionTimeout > 0 else { throw StartupError(message: "--connection-timeout must be positive") }
+
+        let store = SessionStore(configuration: storeConfiguration)
+        if logger.logLevel <= .debug {
+            store.events.addObserver { event in
+                // Ids and usernames only: events never carry tokens.
+                switch event.kind {
+                case .created:
+                    logger.debug("session created", metadata: ["session.id": "\(event.id)", "user": "\(event.username)"])
+                case .ended(let reason):
+                    logger.debug(
+                        "session ended",
+                        metadata: ["session.id": "\(event.id)", "user": "\(event.username)", "reason": "\(reason.rawValue)"]
+                    )
+                }
+            }
+        }
+        let api = SessionAPI(
+            store: store,
+            configuration: .init(apiToken: apiToken, maximumEventSubscribers: maxEventSubscribers)
+        )
+        let httpLogger = logger
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(
+                configuration: HTTPServerConfiguration(
+                    host: host,
+                    port: port,
+                    threadCount: threads,
+                    connectionLimit: connectionLimit,
+                    connectionTimeout: .milliseconds(Int64(connectionTimeout * 1000)),
+                    maxBodySize: maxBodyBytes,
+                    errorLog: { message in httpLogger.notice("libmicrohttpd", metadata: ["message": "\(message)"]) }
+                ),
+                handler: api
+            )
+        } catch let error as MicroHTTPError {
+            throw StartupError(message: error.message)
+        }
+        api.markReady()
+        let stats = store.statistics()
+        logger.info(
+            "sessiond listening on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)",
+            metadata: [
+                "storage": "memory",
+                "sessions": "\(stats.activeSessions)",
+                "users": "\(stats.realtimeUsers)",
+                "threads": "\(threads)",
+                "idle_timeout_s": "\(idleTimeout)",
+                "max_lifetime_s": "\(maxLifetime)",
+                "max_sessions_per_user": "\(maxSessionsPerUser.map(String.init) ?? "unlimited")",
+                "api_token": "\(apiToken == nil ? "none (loopback only)" : "required")",
+            ]
+        )
+
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: ExpiryService(store: store)),
+                    .init(service: KeepAliveService(events: api.events)),
+                    .init(service: HTTPService(server: server, events: api.events, grace: shutdownGrace, logger: logger)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        let final = store.statistics()
+        logger.info("sessiond stopped", metadata: ["sessions": "\(final.activeSessions)"])
+    }
+
+    private func loadAPIToken() throws -> APIToken? {
+        var secret: String?
+        if let path = apiTokenFile {
+            guard let contents = Self.readFile(path) else {
+                throw StartupError(message: "cannot read the API token file \(path)")
+            }
+            secret = contents
+        } else if let value = getenv("SESSIOND_API_TOKEN") {
+            secret = String(cString: value)
+        }
+        guard let secret else { return nil }
+        let trimmed = String(secret.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        do {
+            return try APIToken(trimmed)
+        } catch {
+            throw StartupError(message: error.message)
+        }
+    }
+
+    private func parse<T>(_ value: T?, _ flag: String, _ text: String) throws -> T {
+        guard let value else { throw ValidationError("invalid value for \(flag): \(text)") }
+        return value
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    static func readFile(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { return nil }
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+            if bytes.count > 65536 { return nil }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Prepends `--name value` for every `SESSIOND_NAME` variable, so that command-line flags (later)
+    /// win over the environment.
+    static func argumentsWithEnvironment() -> [String] {
+        var fromEnvironment: [String] = []
+        for option in [
+            "host", "port", "threads", "idle-timeout", "max-lifetime", "max-sessions-per-user", "session-limit-policy",
+            "max-data-bytes", "max-body-bytes", "connection-limit", "connection-timeout", "max-event-subscribers",
+            "api-token-file", "shutdown-grace", "log-level",
+        ] {
+            let name = "SESSIOND_" + option.uppercased().replacing("-", with: "_")
+            if let value = getenv(name) { fromEnvironment += ["--\(option)", String(cString: value)] }
+        }
+        return fromEnvironment + CommandLine.arguments.dropFirst()
+    }
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot(argumentsWithEnvironment())
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// A configuration problem found before serving.
+struct StartupError: Error {
+    var message: String
+}

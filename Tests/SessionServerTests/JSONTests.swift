@@ -1,0 +1,76 @@
+import SessionCore
+import Testing
+@testable import SessionServer
+
+struct JSONTests {
+    @Test func bodyMembersKeepTheirRawBytes() throws {
+        let body = try JSONBody(Array(#" {"username": "ada", "data": {"a": [1, "x]"]} , "idleTimeout": 2.5} "#.utf8), maximumDepth: 65)
+        #expect(body.members["username"]?.value == .string("ada"))
+        #expect(body.members["idleTimeout"]?.value == .number(2.5))
+        #expect(String(decoding: body.members["data"]!.raw, as: UTF8.self) == #"{"a": [1, "x]"]}"#)
+        #expect(body.members["data"]?.value == .object)
+    }
+
+    @Test func stringEscapesAreDecoded() throws {
+        let body = try JSONBody(Array(#"{"u": "a\"b\\c\n\u00e9\ud83d\ude00"}"#.utf8), maximumDepth: 65)
+        #expect(body.members["u"]?.value == .string("a\"b\\c\né😀"))
+    }
+
+    @Test(arguments: [#"{"a":1,"a":2}"#, "{", "[1]x", "\u{FF}"])
+    func badBodiesAreInvalidJSON(text: String) {
+        #expect(throws: APIError.self) { try JSONBody(Array(text.utf8), maximumDepth: 65) }
+    }
+
+    @Test func nonObjectBodiesAreInvalidRequests() {
+        #expect(throws: APIError.invalidRequest("the body must be a JSON object")) {
+            try JSONBody(Array("[1,2]".utf8), maximumDepth: 65)
+        }
+    }
+
+    @Test func unknownFieldsAreNamed() throws {
+        let body = try JSONBody(Array(#"{"username":"a","usernme":"b"}"#.utf8), maximumDepth: 65)
+        #expect(throws: APIError.unknownField("usernme")) { try body.requireOnly(["username"]) }
+    }
+
+    @Test func writerEscapesAndFormats() {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.key("s")
+        writer.string("q\"\\\n\u{1}é")
+        writer.key("n")
+        writer.seconds(.milliseconds(2500))
+        writer.key("w")
+        writer.seconds(.seconds(3000))
+        writer.key("m")
+        writer.seconds(.milliseconds(2005))
+        writer.key("a")
+        writer.beginArray()
+        writer.integer(1)
+        writer.null()
+        writer.bool(true)
+        writer.endArray()
+        writer.key("t")
+        writer.timestamp(SessionTimestamp(millisecondsSinceEpoch: 1_704_067_200_123))
+        writer.endObject()
+        #expect(
+            String(decoding: writer.bytes, as: UTF8.self)
+                == #"{"s":"q\"\\\n\u0001é","n":2.5,"w":3000,"m":2.005,"a":[1,null,true],"t":"2024-01-01T00:00:00.123Z"}"#
+        )
+        #expect(JSONValidator.isValid(writer.bytes))
+    }
+
+    @Test func eventFramesCarryNoToken() throws {
+        let store = SessionStore(clock: ManualSessionClock())
+        let created = try store.create(username: "ada")
+        let event = SessionEvent(
+            kind: .ended(.logout), id: created.session.id, username: "ada", createdAt: created.session.createdAt,
+            at: created.session.createdAt
+        )
+        let frame = String(decoding: EventBroadcaster.frame(for: event), as: UTF8.self)
+        #expect(frame.hasPrefix("event: ended\ndata: {"))
+        #expect(frame.hasSuffix("}\n\n"))
+        #expect(frame.contains(#""reason":"logout""#))
+        #expect(frame.contains(created.session.id.description))
+        #expect(!frame.contains(created.token.rawValue))
+    }
+}

@@ -1,0 +1,32 @@
+import Testing
+@testable import SessionServer
+
+struct RouteTests {
+    @Test(arguments: [
+        ("/v1/sessions", "/v1/sessions"), ("/v1/session", "/v1/session"), ("/v1/session/data", "/v1/session/data"),
+        ("/v1/session/rotate", "/v1/session/rotate"), ("/v1/sessions/abc", "/v1/sessions/{id}"),
+        ("/v1/users", "/v1/users"), ("/v1/users/ada@example.com/sessions", "/v1/users/{username}/sessions"),
+        ("/v1/users/a/b/sessions", "/v1/users/{username}/sessions"), ("/v1/config", "/v1/config"),
+        ("/v1/events", "/v1/events"), ("/metrics", "/metrics"), ("/healthz", "/healthz"), ("/readyz", "/readyz"),
+    ])
+    func knownPathsMatchTheirTemplate(path: String, template: String) throws {
+        let route = try #require(Route(path: path))
+        #expect(route.template == template)
+        #expect(Route.allTemplates.contains(template))
+    }
+
+    @Test(arguments: ["/", "/v1", "/v1/", "/v1/sessions/", "/v1/sessions/a/b", "/v1/users//sessions", "/v2/sessions", "/v1/Session"])
+    func unknownPathsDoNotMatch(path: String) {
+        #expect(Route(path: path) == nil)
+    }
+
+    @Test func parametersAreExtracted() {
+        #expect(Route(path: "/v1/users/a/b/sessions") == .userSessions(username: "a/b"))
+        #expect(Route(path: "/v1/sessions/xyz") == .sessionByID("xyz"))
+    }
+
+    @Test func onlyProbesAreOpenWithoutTheAPIToken() {
+        #expect(!Route.healthz.requiresAPIToken && !Route.readyz.requiresAPIToken && !Route.metrics.requiresAPIToken)
+        #expect(Route.sessions.requiresAPIToken && Route.events.requiresAPIToken && Route.config.requiresAPIToken)
+    }
+}
