@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "SessionCore", targets: ["SessionCore"]),
         .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
+        .library(name: "SessionMetrics", targets: ["SessionMetrics"]),
         .library(name: "SessionServer", targets: ["SessionServer"]),
         .executable(name: "sessiond", targets: ["sessiond"]),
     ],
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -49,15 +51,22 @@ let package = Package(
             dependencies: ["CMicroHTTPD", "CZlib"],
             swiftSettings: swiftSettings
         ),
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(
+            name: "SessionMetrics",
+            dependencies: ["SessionCore", .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: swiftSettings,
+            plugins: ["BuildInfoPlugin"]
+        ),
         .target(
             name: "SessionServer",
-            dependencies: ["SessionCore", "MicroHTTP"],
+            dependencies: ["SessionCore", "SessionMetrics", "MicroHTTP"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "sessiond",
             dependencies: [
-                "SessionCore", "SessionServer", "MicroHTTP",
+                "SessionCore", "SessionServer", "SessionMetrics", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -79,6 +88,12 @@ let package = Package(
         .testTarget(
             name: "MicroHTTPTests",
             dependencies: ["MicroHTTP"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SessionMetricsTests",
+            dependencies: ["SessionMetrics", "SessionCore", .product(name: "Prometheus", package: "swift-prometheus")],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

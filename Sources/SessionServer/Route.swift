@@ -62,11 +62,17 @@ public enum Route: Sendable, Hashable {
         }
     }
 
-    /// Every template, for metrics created up front.
-    public static let allTemplates = [
-        "/v1/sessions", "/v1/session", "/v1/session/data", "/v1/session/rotate", "/v1/sessions/{id}", "/v1/users",
-        "/v1/users/{username}/sessions", "/v1/config", "/v1/events", "/metrics", "/healthz", "/readyz",
+    /// One route of each kind, for metrics created up front.
+    public static let all: [Route] = [
+        .sessions, .session, .sessionData, .sessionRotate, .sessionByID(""), .users, .userSessions(username: ""),
+        .config, .events, .metrics, .healthz, .readyz,
     ]
+
+    /// Every template.
+    public static var allTemplates: [String] { all.map(\.template) }
+
+    /// Every template with the methods it answers (for ``SessionMetrics``).
+    public static var catalogue: [(template: String, methods: [String])] { all.map { ($0.template, $0.allowedMethods) } }
 
     /// The methods the route answers (the `Allow` header of a 405).
     public var allowedMethods: [String] {

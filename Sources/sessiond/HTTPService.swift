@@ -7,6 +7,7 @@ import SessionServer
 /// in-flight requests finish within the grace period, closes event streams, and stops.
 struct HTTPService: Service {
     let server: HTTPServer
+    let metricsServer: HTTPServer?
     let events: EventBroadcaster
     let grace: Double
     let logger: Logger
@@ -16,5 +17,6 @@ struct HTTPService: Service {
         logger.info("sessiond stopping", metadata: ["grace_s": "\(grace)"])
         events.finishAll()
         server.shutdown(gracePeriod: .milliseconds(Int64(grace * 1000)))
+        metricsServer?.shutdown(gracePeriod: .seconds(1))
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import MicroHTTP
 import ServiceLifecycle
 import SessionCore
+import SessionMetrics
 import SessionServer
 import UnixSignals
 
@@ -60,6 +61,9 @@ struct Sessiond: AsyncParsableCommand {
 
     @Option(help: "Most simultaneous /v1/events subscribers.")
     var maxEventSubscribers = 1000
+
+    @Option(help: "Serve /metrics on this separate host:port only (e.g. 127.0.0.1:9100) instead of the API port.")
+    var metricsAddress: String?
 
     @Option(help: "File holding the API token that /v1 routes require (Authorization: Bearer).")
     var apiTokenFile: String?
@@ -125,9 +129,15 @@ struct Sessiond: AsyncParsableCommand {
                 }
             }
         }
+        let metrics = SessionMetrics(store: store, routes: Route.catalogue)
+        let endpoint = MetricsEndpoint(metrics: metrics)
         let api = SessionAPI(
             store: store,
-            configuration: .init(apiToken: apiToken, maximumEventSubscribers: maxEventSubscribers)
+            configuration: .init(apiToken: apiToken, maximumEventSubscribers: maxEventSubscribers),
+            metricsHandler: metricsAddress == nil ? endpoint.handle : nil,
+            observer: { route, method, status, duration in
+                metrics.recordRequest(route: route?.template, method: method, status: status, duration: duration)
+            }
         )
         let httpLogger = logger
         let server: HTTPServer
@@ -147,6 +157,21 @@ struct Sessiond: AsyncParsableCommand {
         } catch let error as MicroHTTPError {
             throw StartupError(message: error.message)
         }
+        var metricsServer: HTTPServer?
+        if let metricsAddress {
+            guard let colon = metricsAddress.lastIndex(of: ":"), let metricsPort = Int(metricsAddress[metricsAddress.index(after: colon)...]) else {
+                throw StartupError(message: "--metrics-address must be host:port, e.g. 127.0.0.1:9100")
+            }
+            let metricsHost = String(metricsAddress[..<colon]).trimmingCharacters(in: "[]")
+            do {
+                metricsServer = try HTTPServer(
+                    configuration: HTTPServerConfiguration(host: metricsHost, port: metricsPort, threadCount: 1, connectionLimit: 64),
+                    handler: endpoint.standaloneHandler
+                )
+            } catch let error as MicroHTTPError {
+                throw StartupError(message: "metrics listener: \(error.message)")
+            }
+        }
         api.markReady()
         let stats = store.statistics()
         logger.info(
@@ -160,6 +185,7 @@ struct Sessiond: AsyncParsableCommand {
                 "max_lifetime_s": "\(maxLifetime)",
                 "max_sessions_per_user": "\(maxSessionsPerUser.map(String.init) ?? "unlimited")",
                 "api_token": "\(apiToken == nil ? "none (loopback only)" : "required")",
+                "metrics": "\(metricsServer.map { "http://\(metricsAddress ?? ""):\($0.port)/metrics" } ?? "/metrics on the API port")",
             ]
         )
 
@@ -168,7 +194,11 @@ struct Sessiond: AsyncParsableCommand {
                 services: [
                     .init(service: ExpiryService(store: store)),
                     .init(service: KeepAliveService(events: api.events)),
-                    .init(service: HTTPService(server: server, events: api.events, grace: shutdownGrace, logger: logger)),
+                    .init(
+                        service: HTTPService(
+                            server: server, metricsServer: metricsServer, events: api.events, grace: shutdownGrace, logger: logger
+                        )
+                    ),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
@@ -231,7 +261,7 @@ struct Sessiond: AsyncParsableCommand {
         for option in [
             "host", "port", "threads", "idle-timeout", "max-lifetime", "max-sessions-per-user", "session-limit-policy",
             "max-data-bytes", "max-body-bytes", "connection-limit", "connection-timeout", "max-event-subscribers",
-            "api-token-file", "shutdown-grace", "log-level",
+            "metrics-address", "api-token-file", "shutdown-grace", "log-level",
         ] {
             let name = "SESSIOND_" + option.uppercased().replacing("-", with: "_")
             if let value = getenv(name) { fromEnvironment += ["--\(option)", String(cString: value)] }
@@ -256,4 +286,10 @@ struct Sessiond: AsyncParsableCommand {
 /// A configuration problem found before serving.
 struct StartupError: Error {
     var message: String
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
+    }
 }

@@ -1,0 +1,268 @@
+import Prometheus
+import SessionCore
+import Synchronization
+
+/// The instrumentation of users-session-manager: every metric of the catalogue, registered once on a
+/// swift-prometheus registry, fed by a ``SessionStore`` and by the HTTP layer, and rendered as
+/// Prometheus text 0.0.4.
+///
+/// Gauges (`sessiond_sessions_active`, `sessiond_realtime_users`, `sessiond_users_seen`) and the
+/// session counters are read from the store's exact counts at each ``refresh()``: they cannot drift
+/// from the table. The lifetime histogram is fed by the store's `ended` events.
+///
+/// Embedding (the Node library's PM2 "Realtime Users" counter, done right):
+/// ```swift
+/// let registry = PrometheusCollectorRegistry()
+/// let metrics = SessionMetrics(store: store, registry: registry)
+/// // in your /metrics handler:
+/// let body = try metrics.exposition()          // refresh + render, sorted and canonical
+/// ```
+/// If you render the registry yourself, call ``refresh()`` first.
+public final class SessionMetrics: Sendable {
+    /// The registry every metric lives in.
+    public let registry: PrometheusCollectorRegistry
+    private let store: SessionStore
+    private let includeProcessMetrics: Bool
+
+    private let sessionsActive: Gauge
+    private let realtimeUsers: Gauge
+    private let usersSeen: [Gauge]
+    private let created: Counter
+    private let expired: [SessionEndReason: Counter]
+    private let ended: [SessionEndReason: Counter]
+    private let validations: [Counter]
+    private let eventsDropped: Counter
+    private let sessionDuration: ValueHistogram
+
+    private let routes: [String: Int]
+    private let routeNames: [String]
+    private let requestCounters: Mutex<[RequestKey: Counter]>
+    private let requestDurations: [ValueHistogram]
+
+    private let scrapes: [Int: Counter]
+    private let scrapesInFlight: Gauge
+
+    private let process: ProcessGauges?
+    private let last = Mutex(LastCounts())
+
+    /// Lifetime buckets, seconds (PROMETHEUS.md §5).
+    public static let sessionDurationBuckets: [Double] = [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 604800]
+    /// Request latency buckets, seconds: from 50 µs, since the service answers well under a millisecond.
+    public static let requestDurationBuckets: [Double] = [
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+    ]
+    /// The values of the `method` label; anything else is `OTHER`.
+    public static let methods = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "OTHER"]
+    /// The `route` label of a request that matched no route.
+    public static let unmatchedRoute = "unmatched"
+
+    private struct RequestKey: Hashable {
+        var route: Int
+        var method: Int
+        var status: Int
+    }
+
+    private struct LastCounts {
+        var created = 0
+        var ended: [SessionEndReason: Int] = [:]
+        var validations = [0, 0, 0, 0]
+        var dropped = 0
+        var cpuSeconds = 0.0
+    }
+
+    /// Registers every metric on `registry`.
+    ///
+    /// - Parameters:
+    ///   - store: the store whose counts and events are exported.
+    ///   - registry: where the metrics live (yours, when embedding).
+    ///   - build: what `sessiond_build_info` reports.
+    ///   - routes: the route templates of the HTTP API, with the methods each answers; their request
+    ///     counters (code 200) and latency histograms are created at zero.
+    ///   - includeProcessMetrics: export the `process_*` metrics (one process should do it once).
+    public init(
+        store: SessionStore,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        build: BuildInfo = .current,
+        routes: [(template: String, methods: [String])] = [],
+        includeProcessMetrics: Bool = true
+    ) {
+        self.store = store
+        self.registry = registry
+        self.includeProcessMetrics = includeProcessMetrics
+
+        func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
+            let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+            return labels.isEmpty ? registry.makeGauge(descriptor: descriptor) : registry.makeGauge(descriptor: descriptor, labels: labels)
+        }
+        func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
+            let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+            return labels.isEmpty
+                ? registry.makeCounter(descriptor: descriptor) : registry.makeCounter(descriptor: descriptor, labels: labels)
+        }
+
+        sessionsActive = gauge("sessiond_sessions_active", "Live sessions in the table.")
+        realtimeUsers = gauge("sessiond_realtime_users", "Distinct users with at least one live session.")
+        usersSeen = ["1m", "5m", "15m"].map {
+            gauge("sessiond_users_seen", "Distinct users that logged in, validated or refreshed within the window.", [("window", $0)])
+        }
+        created = counter("sessiond_sessions_created_total", "Sessions created since the process started.")
+        expired = Dictionary(
+            uniqueKeysWithValues: [SessionEndReason.absoluteTimeout, .idleTimeout].map {
+                ($0, counter("sessiond_sessions_expired_total", "Sessions that reached their idle or absolute timeout.", [("reason", $0.rawValue)]))
+            }
+        )
+        ended = Dictionary(
+            uniqueKeysWithValues: SessionEndReason.allCases.map {
+                ($0, counter("sessiond_sessions_ended_total", "Sessions ended since the process started, by reason.", [("reason", $0.rawValue)]))
+            }
+        )
+        validations = ["valid", "unknown", "expired", "malformed"].map {
+            counter("sessiond_session_validations_total", "Session token validations, by result.", [("result", $0)])
+        }
+        eventsDropped = counter(
+            "sessiond_events_dropped_total", "Session events that a bounded consumer (event stream subscriber) could not take."
+        )
+        sessionDuration = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(
+                metricName: "sessiond_session_duration_seconds", unitName: "",
+                helpText: "Lifetime of sessions at the moment they ended."
+            ),
+            buckets: Self.sessionDurationBuckets
+        )
+
+        var routeIndex: [String: Int] = [:]
+        var names: [String] = []
+        for (template, _) in routes where routeIndex[template] == nil {
+            routeIndex[template] = names.count
+            names.append(template)
+        }
+        routeIndex[Self.unmatchedRoute] = names.count
+        names.append(Self.unmatchedRoute)
+        self.routes = routeIndex
+        routeNames = names
+        requestDurations = names.map { route in
+            registry.makeValueHistogram(
+                descriptor: MetricNameDescriptor(
+                    metricName: "sessiond_http_request_duration_seconds", unitName: "",
+                    helpText: "Time to handle an HTTP request, by route template."
+                ),
+                labels: [("route", route)],
+                buckets: Self.requestDurationBuckets
+            )
+        }
+        var counters: [RequestKey: Counter] = [:]
+        for (template, methods) in routes {
+            for method in methods {
+                let key = RequestKey(route: routeIndex[template]!, method: Self.methodIndex(method), status: 200)
+                counters[key] = Self.requestCounter(registry, route: template, method: Self.methods[key.method], status: 200)
+            }
+        }
+        requestCounters = Mutex(counters)
+
+        scrapes = Dictionary(
+            uniqueKeysWithValues: [200, 500, 503].map {
+                ($0, counter("promhttp_metric_handler_requests_total", "Total number of scrapes by HTTP status code.", [("code", String($0))]))
+            }
+        )
+        scrapesInFlight = gauge("promhttp_metric_handler_requests_in_flight", "Current number of scrapes being served.")
+
+        let buildInfo = gauge(
+            "sessiond_build_info",
+            "A metric with a constant '1' value labeled by version, revision and swift_version from which sessiond was built.",
+            [("revision", build.revision), ("swift_version", build.swiftVersion), ("version", build.version)]
+        )
+        buildInfo.set(to: 1)
+        process = includeProcessMetrics ? ProcessGauges(registry: registry) : nil
+
+        let histogram = sessionDuration
+        store.events.addObserver { event in
+            if case .ended = event.kind {
+                histogram.record(Double(event.lifetime.components.seconds) + Double(event.lifetime.components.attoseconds) / 1e18)
+            }
+        }
+        refresh()
+    }
+
+    private static func methodIndex(_ method: String) -> Int {
+        methods.firstIndex(of: method) ?? methods.count - 1
+    }
+
+    private static func requestCounter(_ registry: PrometheusCollectorRegistry, route: String, method: String, status: Int) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "sessiond_http_requests_total", unitName: "",
+                helpText: "HTTP requests handled, by method, route template and status code."
+            ),
+            labels: [("code", String(status)), ("method", method), ("route", route)]
+        )
+    }
+
+    /// Counts one HTTP request. `route` is a route template given at init (anything else counts as
+    /// `unmatched`), never a raw path.
+    public func recordRequest(route: String?, method: String, status: Int, duration: Duration) {
+        let routeIndex = route.flatMap { routes[$0] } ?? routes[Self.unmatchedRoute]!
+        let key = RequestKey(route: routeIndex, method: Self.methodIndex(method), status: min(max(status, 100), 599))
+        let counter = requestCounters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Self.requestCounter(registry, route: routeNames[key.route], method: Self.methods[key.method], status: key.status)
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+        let (seconds, attoseconds) = duration.components
+        requestDurations[routeIndex].record(Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
+    /// Reads the store's counts (and the process's, if enabled) into the gauges and counters.
+    /// O(shards), independent of the number of sessions; serialised, so counters never go back.
+    public func refresh() {
+        let stats = store.statistics()
+        let status = includeProcessMetrics ? ProcessStatus.read() : nil
+        last.withLock { last in
+            sessionsActive.set(to: Double(stats.activeSessions))
+            realtimeUsers.set(to: Double(stats.realtimeUsers))
+            usersSeen[0].set(to: Double(stats.usersSeenLastMinute))
+            usersSeen[1].set(to: Double(stats.usersSeenLast5Minutes))
+            usersSeen[2].set(to: Double(stats.usersSeenLast15Minutes))
+            Self.advance(created, from: &last.created, to: stats.created)
+            for reason in SessionEndReason.allCases {
+                let now = stats.ended[reason, default: 0]
+                let before = last.ended[reason, default: 0]
+                if now > before {
+                    ended[reason]!.increment(by: Int64(now - before))
+                    expired[reason]?.increment(by: Int64(now - before))
+                    last.ended[reason] = now
+                }
+            }
+            let results = [stats.validationsValid, stats.validationsUnknown, stats.validationsExpired, stats.validationsMalformed]
+            for index in results.indices { Self.advance(validations[index], from: &last.validations[index], to: results[index]) }
+            Self.advance(eventsDropped, from: &last.dropped, to: stats.droppedEvents)
+            if let status, let process { process.update(status, lastCPU: &last.cpuSeconds) }
+        }
+    }
+
+    private static func advance(_ counter: Counter, from last: inout Int, to now: Int) {
+        guard now > last else { return }
+        counter.increment(by: Int64(now - last))
+        last = now
+    }
+
+    /// Refreshes and renders every metric as Prometheus text 0.0.4: families sorted by name, children
+    /// by labels, `NaN`/`+Inf`/`-Inf` spelled canonically, ending with a newline.
+    /// - Throws: when the registry's output cannot be normalised (nothing partial is returned).
+    public func exposition() throws -> [UInt8] {
+        refresh()
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return try ExpositionNormalizer.normalize(buffer)
+    }
+
+    /// Marks a scrape as started (`promhttp_metric_handler_requests_in_flight`).
+    public func scrapeStarted() { scrapesInFlight.increment() }
+
+    /// Marks a scrape as answered with `code` (`promhttp_metric_handler_requests_total`).
+    public func scrapeFinished(code: Int) {
+        scrapesInFlight.decrement()
+        scrapes[code]?.increment()
+    }
+}
