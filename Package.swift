@@ -76,7 +76,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "SessionBenchmarks",
-            dependencies: ["SessionCore"],
+            dependencies: ["SessionCore", "SessionMetrics", "MicroHTTP"],
             path: "Benchmarks/SessionBenchmarks",
             swiftSettings: swiftSettings
         ),

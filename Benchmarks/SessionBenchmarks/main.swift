@@ -7,7 +7,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MicroHTTP
 import SessionCore
+import SessionMetrics
 import Synchronization
 
 // MARK: Arguments
@@ -16,6 +18,7 @@ var sessionCount = 1_000_000
 var userCount = 100_000
 var runs = 5
 var profileValidate = false
+var scrapeOnly = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -23,6 +26,7 @@ while let argument = arguments.next() {
     case "--users": userCount = Int(arguments.next() ?? "") ?? userCount
     case "--runs": runs = Int(arguments.next() ?? "") ?? runs
     case "--profile-validate": profileValidate = true
+    case "--scrape": scrapeOnly = true
     default:
         print("usage: SessionBenchmarks [--sessions N] [--users N] [--runs N]")
         exit(2)
@@ -69,6 +73,11 @@ extension String {
     }
 }
 
+func format3(_ value: Double) -> String {
+    let scaled = Int((value * 1000).rounded())
+    return String(scaled).inserting(decimalAt: 3)
+}
+
 var rows: [(String, String, String)] = []
 @MainActor func report(_ name: String, _ value: String, _ detail: String) {
     rows.append((name, value, detail))
@@ -101,6 +110,67 @@ if profileValidate {
         for token in tokens where store.validate(token: token).session == nil { fatalError("lost a session") }
     }
     print("validate: \(format(result.median))/s")
+    exit(0)
+}
+
+// MARK: Scrape cost (issue: SessionMetrics): render time and size at 0, 100k and 1M sessions
+
+if scrapeOnly {
+    let routes: [(template: String, methods: [String])] = [
+        ("/v1/sessions", ["GET", "POST", "DELETE"]), ("/v1/session", ["GET", "DELETE"]), ("/v1/session/data", ["GET", "PUT"]),
+        ("/v1/session/rotate", ["POST"]), ("/v1/sessions/{id}", ["GET", "DELETE"]), ("/v1/users", ["GET"]),
+        ("/v1/users/{username}/sessions", ["DELETE"]), ("/v1/config", ["GET", "PATCH"]), ("/v1/events", ["GET"]),
+        ("/metrics", ["GET", "HEAD"]), ("/healthz", ["GET", "HEAD"]), ("/readyz", ["GET", "HEAD"]),
+    ]
+    var medians: [Int: Double] = [:]
+    for count in [0, 100_000, sessionCount] {
+        let store = SessionStore(configuration: .init())
+        for index in 0..<count { _ = try store.create(username: usernames[index % userCount]) }
+        let metrics = SessionMetrics(store: store, routes: routes)
+        var times: [Double] = []
+        var body: [UInt8] = []
+        for _ in 0..<max(runs * 10, 20) {
+            let start = nowNanoseconds()
+            body = try metrics.exposition()
+            times.append(Double(nowNanoseconds() - start) / 1e6)
+        }
+        let zipped = try Gzip.compress(body, level: 1)
+        medians[count] = median(times)
+        report(
+            "scrape render (\(count) sessions)", "\(format3(median(times))) ms",
+            "\(body.count) B, \(zipped.count) B gzip level 1, median of \(times.count)"
+        )
+    }
+    report("scrape at \(sessionCount) / at 0", String(format3((medians[sessionCount] ?? 0) / (medians[0] ?? 1))), "ratio of medians")
+
+    // Validation throughput of a store without and a store with SessionMetrics attached (and
+    // scraped between passes), alternated pass by pass in one run.
+    let plainStore = SessionStore(configuration: .init())
+    let instrumentedStore = SessionStore(configuration: .init())
+    let instrumentation = SessionMetrics(store: instrumentedStore, routes: routes)
+    let plainTokens = (0..<200_000).map { (try? plainStore.create(username: usernames[$0 % userCount]).token.rawValue) ?? "" }
+    let instrumentedTokens = (0..<200_000).map {
+        (try? instrumentedStore.create(username: usernames[$0 % userCount]).token.rawValue) ?? ""
+    }
+    var plain: [Double] = []
+    var instrumented: [Double] = []
+    for _ in 0..<(runs * 2) {
+        for (store, tokens, isInstrumented) in [(plainStore, plainTokens, false), (instrumentedStore, instrumentedTokens, true)] {
+            let start = nowNanoseconds()
+            for token in tokens where store.validate(token: token).session == nil { fatalError("lost a session") }
+            let rate = Double(tokens.count) / (Double(nowNanoseconds() - start) / 1e9)
+            if isInstrumented {
+                instrumented.append(rate)
+                _ = try instrumentation.exposition()
+            } else {
+                plain.append(rate)
+            }
+        }
+    }
+    report("validate without metrics", "\(format(median(plain)))/s", "200k sessions")
+    report("validate with SessionMetrics", "\(format(median(instrumented)))/s", "ratio \(format3(median(instrumented) / median(plain)))")
+    print("\n| benchmark | median | detail |\n|---|---:|---|")
+    for (name, value, detail) in rows { print("| \(name) | \(value) | \(detail) |") }
     exit(0)
 }
 
@@ -187,10 +257,6 @@ for users in [10_000, 100_000] {
     report("list all users (\(users))", "\(String(format3(median(times)))) ms", "pages of 1000, \(users * 2) sessions")
 }
 
-func format3(_ value: Double) -> String {
-    let scaled = Int((value * 1000).rounded())
-    return String(scaled).inserting(decimalAt: 3)
-}
 
 // MARK: Mass expiry: 100,000 sessions due in the same second, with a concurrent caller
 

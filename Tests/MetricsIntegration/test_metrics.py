@@ -1,0 +1,209 @@
+"""/metrics against real tools: promtool, the Python prometheus-client parser, and a real
+Prometheus 2.42 scraping a running sessiond after traffic with known effects.
+
+Needs: sessiond built ($SESSIOND_BIN, default .build/debug/sessiond), `promtool` and `prometheus`
+(Debian package `prometheus`), Python `prometheus-client` and `requests`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("SESSIOND_BIN", str(REPO / ".build" / "debug" / "sessiond"))
+
+# name → (type, label names) — the DESIGN.md catalogue (prometheus-client strips `_total` from
+# counter family names).
+CATALOGUE = {
+    "sessiond_sessions_active": ("gauge", set()),
+    "sessiond_realtime_users": ("gauge", set()),
+    "sessiond_users_seen": ("gauge", {"window"}),
+    "sessiond_sessions_created": ("counter", set()),
+    "sessiond_sessions_expired": ("counter", {"reason"}),
+    "sessiond_sessions_ended": ("counter", {"reason"}),
+    "sessiond_session_validations": ("counter", {"result"}),
+    "sessiond_session_duration_seconds": ("histogram", set()),
+    "sessiond_http_requests": ("counter", {"method", "route", "code"}),
+    "sessiond_http_request_duration_seconds": ("histogram", {"route"}),
+    "sessiond_events_dropped": ("counter", set()),
+    "sessiond_build_info": ("gauge", {"version", "revision", "swift_version"}),
+    "process_cpu_seconds": ("counter", set()),
+    "process_open_fds": ("gauge", set()),
+    "process_max_fds": ("gauge", set()),
+    "process_virtual_memory_bytes": ("gauge", set()),
+    "process_virtual_memory_max_bytes": ("gauge", set()),
+    "process_resident_memory_bytes": ("gauge", set()),
+    "process_start_time_seconds": ("gauge", set()),
+    "promhttp_metric_handler_requests": ("counter", {"code"}),
+    "promhttp_metric_handler_requests_in_flight": ("gauge", set()),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 15) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
+
+
+@pytest.fixture(scope="module")
+def sessiond():
+    api, metrics = free_port(), free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [BIN, "--port", str(api), "--idle-timeout", "2", "--metrics-address", f"127.0.0.1:{metrics}"],
+        stdout=log, stderr=log,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{api}/healthz")
+        wait_for(f"http://127.0.0.1:{metrics}/metrics")
+        yield f"http://127.0.0.1:{api}", f"http://127.0.0.1:{metrics}"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def traffic(api: str) -> None:
+    """7 created, 3 logged out, 2 idle-expired (2 s idle timeout), 2 kept (600 s) → active 2."""
+    tokens = []
+    for index in range(7):
+        body = {"username": f"user{index}"}
+        if index >= 5:
+            body["idleTimeout"] = 600
+        answer = requests.post(f"{api}/v1/sessions", json=body, timeout=5)
+        assert answer.status_code == 201
+        tokens.append(answer.json()["token"])
+    for token in tokens[:3]:
+        assert requests.delete(f"{api}/v1/session", headers={"Session-Token": token}, timeout=5).status_code == 204
+    for token in tokens[5:]:
+        assert requests.get(f"{api}/v1/session", headers={"Session-Token": token}, timeout=5).status_code == 200
+    time.sleep(3)  # tokens[3] and tokens[4] pass their 2 s idle deadline; the reaper runs every 250 ms
+
+
+def test_scrape_passes_promtool_plain_and_gzipped(sessiond):
+    _, metrics = sessiond
+    plain = requests.get(f"{metrics}/metrics", timeout=5)
+    assert plain.status_code == 200
+    assert plain.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert plain.content.endswith(b"\n")
+    check = subprocess.run(["promtool", "check", "metrics"], input=plain.content, capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    raw = requests.get(f"{metrics}/metrics", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=5).raw
+    body = raw.read(decode_content=False)
+    assert raw.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in raw.headers.get("Vary", "")
+    check = subprocess.run(["promtool", "check", "metrics"], input=gzip.decompress(body), capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    identity = requests.get(f"{metrics}/metrics", headers={"Accept-Encoding": "gzip;q=0"}, stream=True, timeout=5).raw
+    assert "Content-Encoding" not in identity.headers
+    head = requests.head(f"{metrics}/metrics", timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    post = requests.post(f"{metrics}/metrics", timeout=5)
+    assert post.status_code == 405 and post.headers["Allow"] == "GET, HEAD"
+    assert requests.get(f"{metrics}/other", timeout=5).status_code == 404
+
+
+def test_second_parser_sees_the_whole_catalogue(sessiond):
+    _, metrics = sessiond
+    families = {f.name: f for f in text_string_to_metric_families(requests.get(f"{metrics}/metrics", timeout=5).text)}
+    for name, (kind, labels) in CATALOGUE.items():
+        assert name in families, name
+        assert families[name].type == kind, (name, families[name].type)
+        seen = set()
+        for sample in families[name].samples:
+            seen |= set(sample.labels) - {"le"}
+        assert seen == labels, (name, seen)
+    reasons = {s.labels["reason"] for s in families["sessiond_sessions_ended"].samples}
+    assert reasons == {"logout", "revoked", "evicted", "idle_timeout", "absolute_timeout"}
+
+
+def test_scrape_counts_itself(sessiond):
+    _, metrics = sessiond
+
+    def scrapes() -> float:
+        text = requests.get(f"{metrics}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            if family.name == "promhttp_metric_handler_requests":
+                return next(s.value for s in family.samples if s.labels.get("code") == "200" and s.name.endswith("_total"))
+        raise AssertionError("missing")
+
+    first = scrapes()
+    assert scrapes() == first + 1
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the prometheus package")
+def test_real_prometheus_sees_what_the_traffic_did(sessiond, tmp_path):
+    api, metrics = sessiond
+    traffic(api)
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: sessiond\n"
+        f"    static_configs: [{{targets: ['{metrics.removeprefix('http://')}']}}]\n"
+    )
+    prometheus = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def query(expr: str):
+        answer = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    try:
+        wait_for(f"{url}/-/ready", timeout=30)
+        expected = {
+            'up{job="sessiond"}': 1,
+            "sessiond_sessions_created_total": 7,
+            'sessiond_sessions_ended_total{reason="logout"}': 3,
+            'sessiond_sessions_ended_total{reason="idle_timeout"}': 2,
+            'sessiond_sessions_expired_total{reason="idle_timeout"}': 2,
+            'sessiond_sessions_expired_total{reason="absolute_timeout"}': 0,
+            "sessiond_sessions_active": 2,
+            "sessiond_realtime_users": 2,
+            'sessiond_users_seen{window="1m"}': 7,
+            "sessiond_session_duration_seconds_count": 5,
+            'sessiond_http_requests_total{route="/v1/sessions",method="POST",code="201"}': 7,
+            'sessiond_http_requests_total{route="/v1/session",method="DELETE",code="204"}': 3,
+        }
+        deadline = time.time() + 30
+        while True:
+            got = {expr: [float(r["value"][1]) for r in query(expr)] for expr in expected}
+            if all(got[expr] == [value] for expr, value in expected.items()) or time.time() > deadline:
+                break
+            time.sleep(1)
+        for expr, value in expected.items():
+            assert got[expr] == [value], (expr, got[expr])
+        assert query("sessiond_build_info") and query("process_start_time_seconds > 1.7e9")
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
