@@ -566,12 +566,14 @@ public final class SessionStore: Sendable {
         return Int(truncatingIfNeeded: hash ^ (hash >> 32)) & mask
     }
 
-    static func checkUsername(_ username: String, maxBytes: Int) throws(SessionError) {
+    /// Throws `invalid_username` unless `username` is 1...`maxBytes` UTF-8 bytes without control
+    /// characters (C0, DEL, C1).
+    public static func checkUsername(_ username: String, maxBytes: Int) throws(SessionError) {
         let count = username.utf8.count
         guard count >= 1, count <= maxBytes else {
             throw SessionError(code: .invalidUsername, message: "username must be 1 to \(maxBytes) bytes of UTF-8")
         }
-        guard !username.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+        guard !username.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) else {
             throw SessionError(code: .invalidUsername, message: "username must not contain control characters")
         }
     }

@@ -36,11 +36,13 @@ struct JSONBody {
         while true {
             scanner.skipWhitespace()
             let key = scanner.string()
+            if scanner.loneSurrogate { throw APIError.invalidJSON("a string holds an unpaired UTF-16 surrogate escape") }
             scanner.skipWhitespace()
             scanner.index += 1  // ':'
             scanner.skipWhitespace()
             let start = scanner.index
             let value = scanner.value()
+            if scanner.loneSurrogate { throw APIError.invalidJSON("a string holds an unpaired UTF-16 surrogate escape") }
             guard members[key] == nil else { throw APIError.invalidJSON("duplicate key \"\(key.prefix(64))\"") }
             members[key] = Member(value: value, raw: bytes[start..<scanner.index])
             scanner.skipWhitespace()
@@ -63,6 +65,8 @@ struct JSONBody {
     private struct Scanner {
         let bytes: [UInt8]
         var index = 0
+        /// Set when a string held `\\uD800`-style escapes that do not form a pair.
+        var loneSurrogate = false
 
         var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
 
@@ -142,11 +146,13 @@ struct JSONBody {
                         if low >= 0xDC00, low < 0xE000 {
                             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                         } else {
-                            out.append(contentsOf: "\u{FFFD}".utf8)
-                            scalar = low
+                            loneSurrogate = true
                         }
                     }
-                    let character = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                    guard let character = Unicode.Scalar(scalar) else {
+                        loneSurrogate = true
+                        continue
+                    }
                     out.append(contentsOf: String(Character(character)).utf8)
                 default: out.append(escape)
                 }

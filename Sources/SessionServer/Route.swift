@@ -74,18 +74,18 @@ public enum Route: Sendable, Hashable {
     /// Every template with the methods it answers (for ``SessionMetrics``).
     public static var catalogue: [(template: String, methods: [String])] { all.map { ($0.template, $0.allowedMethods) } }
 
-    /// The methods the route answers (the `Allow` header of a 405).
+    /// The methods the route answers (the `Allow` header of a 405); `HEAD` wherever `GET` is.
     public var allowedMethods: [String] {
         switch self {
-        case .sessions: ["GET", "POST", "DELETE"]
-        case .session: ["GET", "DELETE"]
-        case .sessionData: ["GET", "PUT"]
+        case .sessions: ["GET", "HEAD", "POST", "DELETE"]
+        case .session: ["GET", "HEAD", "DELETE"]
+        case .sessionData: ["GET", "HEAD", "PUT"]
         case .sessionRotate: ["POST"]
-        case .sessionByID: ["GET", "DELETE"]
-        case .users: ["GET"]
+        case .sessionByID: ["GET", "HEAD", "DELETE"]
+        case .users: ["GET", "HEAD"]
         case .userSessions: ["DELETE"]
-        case .config: ["GET", "PATCH"]
-        case .events: ["GET"]
+        case .config: ["GET", "HEAD", "PATCH"]
+        case .events: ["GET", "HEAD"]
         case .metrics, .healthz, .readyz: ["GET", "HEAD"]
         }
     }

@@ -41,8 +41,10 @@ public final class SessionAPI: HTTPHandler {
     private let metricsHandler: (@Sendable (HTTPRequest) -> HTTPResponse)?
     private let observer: RequestObserver?
 
-    /// Largest JSON nesting of a request body: session data may nest 64 levels inside the envelope.
-    static let maximumBodyDepth = JSONValidator.maximumDepth + 1
+    /// Largest JSON nesting of a request body. Far above the data limit (64), so that data nested
+    /// too deeply is reported as `invalid_data` by the store; the scanners are iterative, and the
+    /// body size bounds the work.
+    static let maximumBodyDepth = 10_000
     /// Largest page size of listings.
     public static let maximumLimit = 1000
 
@@ -91,7 +93,8 @@ public final class SessionAPI: HTTPHandler {
             throw APIError.notFound
         }
         if route.requiresAPIToken { try authorize(request) }
-        let method = request.method
+        // HEAD is GET without a body (libmicrohttpd drops the body).
+        let method = request.method == "HEAD" && route.allowedMethods.contains("GET") ? "GET" : request.method
         guard route.allowedMethods.contains(method) else { throw APIError.methodNotAllowed(route.allowedMethods) }
 
         switch (route, method) {
@@ -229,7 +232,13 @@ public final class SessionAPI: HTTPHandler {
     private func listSessions(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
         let limit = try self.limit(request)
         let username = request.queryParameter("username")
-        if let username, username.isEmpty { throw APIError.invalidArgument("username must not be empty") }
+        if let username {
+            do {
+                try SessionStore.checkUsername(username, maxBytes: store.configuration.maxUsernameBytes)
+            } catch {
+                throw APIError(error)
+            }
+        }
         let page: Page<Session>
         do {
             page = try store.sessions(username: username, limit: limit, cursor: request.queryParameter("cursor"))
@@ -364,7 +373,7 @@ public final class SessionAPI: HTTPHandler {
     private func duration(_ member: JSONBody.Member?, field: String) throws(APIError) -> Duration? {
         guard let member else { return nil }
         guard case .number(let seconds) = member.value else {
-            throw APIError.invalidRequest("\"\(field)\" must be a number of seconds")
+            throw APIError.invalidTimeout("\(field) must be a number of seconds")
         }
         let maximum = Double(SessionStore.Configuration.maximumDuration.components.seconds)
         guard seconds.isFinite, seconds >= 2, seconds <= maximum else {

@@ -53,6 +53,9 @@ struct Sessiond: AsyncParsableCommand {
     @Option(help: "Largest request body, in bytes (413 above).")
     var maxBodyBytes = 64 * 1024
 
+    @Option(help: "Largest request line plus headers, in bytes (libmicrohttpd answers 431 above).")
+    var maxHeaderBytes = 8 * 1024
+
     @Option(help: "Most simultaneous connections.")
     var connectionLimit = 1024
 
@@ -150,6 +153,7 @@ struct Sessiond: AsyncParsableCommand {
                     connectionLimit: connectionLimit,
                     connectionTimeout: .milliseconds(Int64(connectionTimeout * 1000)),
                     maxBodySize: maxBodyBytes,
+                    maxHeaderBytes: maxHeaderBytes,
                     errorLog: { message in httpLogger.notice("libmicrohttpd", metadata: ["message": "\(message)"]) }
                 ),
                 handler: api
@@ -260,7 +264,7 @@ struct Sessiond: AsyncParsableCommand {
         var fromEnvironment: [String] = []
         for option in [
             "host", "port", "threads", "idle-timeout", "max-lifetime", "max-sessions-per-user", "session-limit-policy",
-            "max-data-bytes", "max-body-bytes", "connection-limit", "connection-timeout", "max-event-subscribers",
+            "max-data-bytes", "max-body-bytes", "max-header-bytes", "connection-limit", "connection-timeout", "max-event-subscribers",
             "metrics-address", "api-token-file", "shutdown-grace", "log-level",
         ] {
             let name = "SESSIOND_" + option.uppercased().replacing("-", with: "_")

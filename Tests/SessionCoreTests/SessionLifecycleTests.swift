@@ -104,7 +104,7 @@ struct SessionLifecycleTests {
         #expect(harness.store.statistics().activeSessions == 1)
     }
 
-    @Test(arguments: ["", String(repeating: "a", count: 257), "line\nbreak", "nul\u{0}", "del\u{7F}"])
+    @Test(arguments: ["", String(repeating: "a", count: 257), "line\nbreak", "nul\u{0}", "del\u{7F}", "c1\u{85}control"])
     func invalidUsernamesAreRefused(username: String) {
         let harness = Harness()
         #expect(throws: SessionError.self) { try harness.store.create(username: username) }

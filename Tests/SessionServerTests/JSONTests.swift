@@ -16,7 +16,7 @@ struct JSONTests {
         #expect(body.members["u"]?.value == .string("a\"b\\c\né😀"))
     }
 
-    @Test(arguments: [#"{"a":1,"a":2}"#, "{", "[1]x", "\u{FF}"])
+    @Test(arguments: [#"{"a":1,"a":2}"#, "{", "[1]x", "\u{FF}", #"{"u":"a\ud800b"}"#, #"{"d":["\udc00"]}"#, #"{"u":"\ud800\u0041"}"#])
     func badBodiesAreInvalidJSON(text: String) {
         #expect(throws: APIError.self) { try JSONBody(Array(text.utf8), maximumDepth: 65) }
     }

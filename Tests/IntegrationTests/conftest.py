@@ -1,0 +1,612 @@
+"""Black-box integration tests for sessiond: fixtures and helpers.
+
+Every test module gets its own real sessiond process (module-scoped ``server`` fixture), started on a
+free loopback port with an API token file in a temporary directory, its stderr captured to a file so
+that tests can assert on the log. Tests that need special flags start their own server through the
+``make_server`` factory (stopped at the end of the test).
+
+The binary comes from ``$SESSIOND_BIN`` (default ``<repo>/.build/debug/sessiond``, i.e.
+``/work/main/.build/debug/sessiond`` in the main checkout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, Iterable
+
+import pytest
+import requests
+import yaml
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+OPENAPI_PATH = REPO / "openapi.yaml"
+
+
+def sessiond_bin() -> str:
+    """$SESSIOND_BIN, else this checkout's debug build (never another checkout's binary)."""
+    return os.environ.get("SESSIOND_BIN") or str(REPO / ".build" / "debug" / "sessiond")
+
+
+TOKEN_RE = re.compile(r"usm_[A-Za-z0-9_-]{43}")
+TOKEN_FULL_RE = re.compile(r"^usm_[A-Za-z0-9_-]{43}$")
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+ERROR_CT = "application/json;charset=utf-8"
+HTTP_TIMEOUT = 10
+
+
+# --------------------------------------------------------------------------------------------------
+# OpenAPI document and schema validation
+# --------------------------------------------------------------------------------------------------
+
+with open(OPENAPI_PATH, "r", encoding="utf-8") as _f:
+    SPEC: dict = yaml.safe_load(_f)
+
+
+def _deref(node: Any, root: dict, depth: int = 0) -> Any:
+    """Inline every local ``$ref`` (the document has no recursive schemas)."""
+    if depth > 50:
+        raise RecursionError("$ref nesting too deep")
+    if isinstance(node, dict):
+        if "$ref" in node:
+            ref = node["$ref"]
+            assert ref.startswith("#/"), f"non-local $ref {ref}"
+            target: Any = root
+            for part in ref[2:].split("/"):
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            return _deref(copy.deepcopy(target), root, depth + 1)
+        return {k: _deref(v, root, depth + 1) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_deref(v, root, depth + 1) for v in node]
+    return node
+
+
+RESOLVED: dict = _deref(SPEC, SPEC)
+
+
+def _created_session_schema_is_satisfiable() -> bool:
+    sample = {"id": "A" * 22, "username": "u", "createdAt": "2025-01-01T00:00:00.000Z",
+              "lastSeenAt": "2025-01-01T00:00:00.000Z", "idleExpiresAt": "2025-01-01T00:00:00.000Z",
+              "expiresAt": "2025-01-01T00:00:00.000Z", "idleTimeout": 2, "token": "usm_" + "a" * 43}
+    v = OAS30Validator(RESOLVED["components"]["schemas"]["CreatedSession"], format_checker=oas30_format_checker)
+    return v.is_valid(sample)
+
+
+# True when openapi.yaml's CreatedSession can be validated as written (see validate_response).
+STRICT_CREATED_SESSION: bool = _created_session_schema_is_satisfiable()
+
+
+def schema(name: str) -> dict:
+    return RESOLVED["components"]["schemas"][name]
+
+
+def validate_schema(instance: Any, sch: dict, what: str = "") -> None:
+    validator = OAS30Validator(sch, format_checker=oas30_format_checker)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+    assert not errors, f"{what} does not match its schema: " + "; ".join(
+        f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors
+    ) + f"\ninstance: {json.dumps(instance)[:2000]}"
+
+
+def _match_template(template: str, path: str) -> bool:
+    regex = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+    return re.match(regex, path) is not None
+
+
+def operation_for(method: str, path: str) -> tuple[str, dict]:
+    path = urllib.parse.urlsplit(path).path
+    for template, item in RESOLVED["paths"].items():
+        if _match_template(template, path) and method.lower() in item:
+            return template, item[method.lower()]
+    raise AssertionError(f"no operation {method} {path} in openapi.yaml")
+
+
+def validate_response(resp: requests.Response, status: int | None = None) -> Any:
+    """Assert that ``resp`` is a documented response of its operation and matches its schema.
+
+    Returns the decoded JSON body (or None for bodiless responses).
+    """
+    method = resp.request.method
+    path = resp.request.path_url
+    if status is not None:
+        assert resp.status_code == status, describe(resp, f"expected status {status}")
+    template, op = operation_for(method, path)
+    responses = op["responses"]
+    key = str(resp.status_code)
+    assert key in responses, describe(
+        resp, f"status {key} is not documented for {method} {template} (documented: {sorted(responses)})"
+    )
+    documented = responses[key]
+    content = documented.get("content")
+    if not content:
+        assert resp.content == b"", describe(resp, "expected an empty body")
+        return None
+    ctype = resp.headers.get("Content-Type", "")
+    media = ctype.split(";")[0].strip().lower()
+    assert media in content, describe(resp, f"Content-Type {ctype!r} not documented ({sorted(content)})")
+    if media != "application/json":
+        return resp.content
+    body = json_body(resp)
+    sch = content[media]["schema"]
+    if sch == schema("CreatedSession") and STRICT_CREATED_SESSION is False:
+        # openapi.yaml defect: CreatedSession = allOf[Session, {token}] but Session has
+        # additionalProperties: false, so no object with a token can match. Until the document is fixed,
+        # validate the token part and the Session part separately (test_api.py::
+        # test_openapi_created_session_schema_admits_a_token fails meanwhile, to keep the defect visible).
+        assert isinstance(body, dict), describe(resp, "not an object")
+        token_part, session_part = sch["allOf"][1], sch["allOf"][0]
+        validate_schema({"token": body.get("token")}, token_part, f"{method} {template} -> {key} token")
+        validate_schema({k: v for k, v in body.items() if k != "token"}, session_part,
+                        f"{method} {template} -> {key} body")
+    else:
+        validate_schema(body, sch, f"{method} {template} -> {key} body")
+    if resp.status_code < 300:
+        assert "no-store" in resp.headers.get("Cache-Control", ""), describe(
+            resp, "successful JSON response without Cache-Control: no-store"
+        )
+    return body
+
+
+def json_body(resp: requests.Response) -> Any:
+    try:
+        return json.loads(resp.content.decode("utf-8"))
+    except Exception as exc:  # noqa: BLE001
+        raise AssertionError(describe(resp, f"body is not JSON ({exc})")) from exc
+
+
+def describe(resp: requests.Response, msg: str = "") -> str:
+    req = resp.request
+    body = req.body
+    if isinstance(body, bytes) and len(body) > 300:
+        body = body[:300] + b"..."
+    elif isinstance(body, str) and len(body) > 300:
+        body = body[:300] + "..."
+    return (
+        f"{msg}\n  request: {req.method} {req.path_url} body={body!r}"
+        f"\n  response: {resp.status_code} {dict(resp.headers)} {resp.content[:600]!r}"
+    )
+
+
+def assert_error(resp: requests.Response, status: int, code: str | Iterable[str]) -> dict:
+    """Assert an error response: status, Content-Type, the Error schema, and the exact code."""
+    codes = {code} if isinstance(code, str) else set(code)
+    assert resp.status_code == status, describe(resp, f"expected {status} {sorted(codes)}")
+    ctype = resp.headers.get("Content-Type", "").replace(" ", "").lower()
+    assert ctype == ERROR_CT, describe(resp, f"error Content-Type should be 'application/json; charset=utf-8'")
+    body = json_body(resp)
+    validate_schema(body, schema("Error"), "error body")
+    assert body["error"]["code"] in codes, describe(resp, f"expected code in {sorted(codes)}")
+    assert body["error"]["message"], describe(resp, "empty error message")
+    if status == 401 and body["error"]["code"] == "api_token_missing":
+        assert resp.headers.get("WWW-Authenticate", "").lower().startswith("bearer"), describe(
+            resp, "401 api_token_missing without WWW-Authenticate: Bearer"
+        )
+    if status == 405:
+        assert resp.headers.get("Allow"), describe(resp, "405 without Allow header")
+    return body
+
+
+def assert_time(value: str, what: str = "timestamp") -> None:
+    assert isinstance(value, str) and TIME_RE.match(value), f"{what} {value!r} is not RFC 3339 UTC with ms"
+
+
+def parse_time(value: str) -> float:
+    """RFC 3339 'YYYY-MM-DDTHH:MM:SS.mmmZ' -> epoch seconds (float)."""
+    assert_time(value)
+    import datetime as _dt
+
+    dt = _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)
+    return dt.timestamp()
+
+
+# --------------------------------------------------------------------------------------------------
+# Server process
+# --------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One sessiond process on 127.0.0.1:<free port>."""
+
+    def __init__(self, workdir: Path, args: list[str] | None = None, env: dict | None = None,
+                 api_token: str | None | bool = True, token_via_env: bool = False, name: str = "sessiond"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.extra_args = list(args or [])
+        self.extra_env = dict(env or {})
+        if api_token is True:
+            api_token = "it-" + secrets.token_urlsafe(32)
+        self.api_token: str | None = api_token or None
+        self.token_file: Path | None = None
+        self.token_via_env = token_via_env
+        self.stderr_path = self.workdir / f"{name}-{self.port}.stderr.log"
+        self.stdout_path = self.workdir / f"{name}-{self.port}.stdout.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> tuple[list[str], dict]:
+        cmd = [sessiond_bin(), "--host", self.host, "--port", str(self.port)]
+        env = dict(os.environ)
+        # Do not inherit any SESSIOND_* configuration from the caller.
+        for key in list(env):
+            if key.startswith("SESSIOND_") and key != "SESSIOND_BIN":
+                del env[key]
+        if self.api_token:
+            self.token_file = self.workdir / f"api-token-{self.port}"
+            self.token_file.write_text(self.api_token)
+            os.chmod(self.token_file, 0o600)
+            if self.token_via_env:
+                env["SESSIOND_API_TOKEN_FILE"] = str(self.token_file)
+            else:
+                cmd += ["--api-token-file", str(self.token_file)]
+        cmd += self.extra_args
+        env.update(self.extra_env)
+        return cmd, env
+
+    def start(self, timeout: float = 20.0) -> "Server":
+        cmd, env = self.command()
+        self.cmd = cmd
+        self._stderr = open(self.stderr_path, "wb")
+        self._stdout = open(self.stdout_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=self._stdout,
+                                     stderr=self._stderr, cwd=str(self.workdir))
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"sessiond exited with {self.proc.returncode} before ready: {' '.join(cmd)}\n"
+                    f"stderr: {self.stderr_text()[-3000:]}"
+                )
+            try:
+                r = requests.get(self.base + "/healthz", timeout=1)
+                if r.status_code == 200:
+                    return self
+                last = r.status_code
+            except requests.RequestException as exc:
+                last = exc
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"sessiond not ready after {timeout}s (last: {last}): {' '.join(cmd)}\n"
+                           f"stderr: {self.stderr_text()[-3000:]}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        for f in (self._stderr, self._stdout):
+            with contextlib.suppress(Exception):
+                f.close()
+        return self.proc.returncode
+
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def client(self, api_token: str | None | bool = True) -> "Client":
+        return Client(self, api_token)
+
+    def assert_serving(self) -> None:
+        """The process is alive and answers both an unauthenticated and an authenticated request."""
+        assert self.alive(), f"sessiond died (exit {self.proc.returncode}); stderr tail:\n{self.stderr_text()[-3000:]}"
+        r = requests.get(self.base + "/healthz", timeout=HTTP_TIMEOUT)
+        assert r.status_code == 200, describe(r, "healthz after the bad input")
+        c = self.client()
+        r = c.get("/v1/config")
+        assert r.status_code == 200, describe(r, "GET /v1/config after the bad input")
+
+
+class Client:
+    """A tiny HTTP client bound to one server; sends the API token unless told otherwise."""
+
+    def __init__(self, server: Server, api_token: str | None | bool = True):
+        self.server = server
+        self.api_token = server.api_token if api_token is True else (api_token or None)
+        self.http = requests.Session()
+
+    def headers(self, headers: dict | None, session_token: str | None) -> dict:
+        h: dict = {}
+        if self.api_token:
+            h["Authorization"] = f"Bearer {self.api_token}"
+        if session_token is not None:
+            h["Session-Token"] = session_token
+        if headers:
+            h.update(headers)
+        return {k: v for k, v in h.items() if v is not None}
+
+    def request(self, method: str, path: str, *, json_body: Any = ..., data: Any = None,
+                headers: dict | None = None, session_token: str | None = None, params: Any = None,
+                timeout: float = HTTP_TIMEOUT, **kw) -> requests.Response:
+        h = self.headers(headers, session_token)
+        if json_body is not ...:
+            data = json.dumps(json_body).encode("utf-8")
+            h.setdefault("Content-Type", "application/json")
+        return self.http.request(method, self.server.base + path, data=data, headers=h, params=params,
+                                 timeout=timeout, allow_redirects=False, **kw)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw) -> requests.Response:
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path: str, **kw) -> requests.Response:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+    # ---- API shortcuts (each validates the documented success response) ----
+
+    def create(self, username: str, **fields) -> dict:
+        body = {"username": username, **fields}
+        r = self.post("/v1/sessions", json_body=body)
+        created = validate_response(r, 201)
+        assert TOKEN_FULL_RE.match(created["token"]), created
+        assert r.headers.get("Location", "").endswith(f"/v1/sessions/{created['id']}"), describe(
+            r, "Location header should be /v1/sessions/{id}")
+        return created
+
+    def validate(self, token: str, refresh: bool | None = None) -> requests.Response:
+        params = None if refresh is None else {"refresh": "true" if refresh else "false"}
+        return self.get("/v1/session", session_token=token, params=params)
+
+    def config(self) -> dict:
+        return validate_response(self.get("/v1/config"), 200)
+
+    def patch_config(self, **fields) -> dict:
+        return validate_response(self.patch("/v1/config", json_body=fields), 200)
+
+    def list_sessions(self, username: str | None = None, limit: int = 1000) -> list[dict]:
+        return list(walk(self, "/v1/sessions", "sessions", limit=limit, username=username))
+
+    def list_users(self, limit: int = 1000) -> list[dict]:
+        return list(walk(self, "/v1/users", "users", limit=limit))
+
+    def delete_all(self) -> int:
+        return validate_response(self.delete("/v1/sessions", params={"confirm": "true"}), 200)["deleted"]
+
+
+def walk(client: Client, path: str, key: str, limit: int = 1000, username: str | None = None,
+         max_pages: int = 10000):
+    """Yield every item of a paginated listing, following nextCursor."""
+    cursor = None
+    for _ in range(max_pages):
+        params: dict = {"limit": str(limit)}
+        if username is not None:
+            params["username"] = username
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = validate_response(client.get(path, params=params), 200)
+        assert len(page[key]) <= limit, f"page of {len(page[key])} items with limit={limit}"
+        yield from page[key]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            return
+    raise AssertionError(f"{path}: more than {max_pages} pages")
+
+
+def snapshot_state(client: Client) -> dict:
+    """Everything the API exposes about stored state: all sessions (with data), all users, config."""
+    # Session data is part of the session view ("data" is absent when a session has none).
+    sessions = sorted(client.list_sessions(), key=lambda s: s["id"])
+    users = sorted(client.list_users(), key=lambda u: u["username"])
+    return {"sessions": sessions, "users": users, "config": client.config()}
+
+
+@contextlib.contextmanager
+def unchanged(server: Server, client: Client | None = None):
+    """Assert that the body changes no stored state and that the server still serves afterwards."""
+    client = client or server.client()
+    before = snapshot_state(client)
+    yield before
+    server.assert_serving()
+    after = snapshot_state(client)
+    assert after == before, f"stored state changed:\nbefore={json.dumps(before)[:3000]}\nafter={json.dumps(after)[:3000]}"
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Raw HTTP over a socket
+# --------------------------------------------------------------------------------------------------
+
+
+class RawResponse:
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self) -> str:
+        return f"RawResponse({self.status} {self.reason} {self.headers} {self.body[:500]!r})"
+
+
+def raw_connect(server: Server, timeout: float = HTTP_TIMEOUT) -> socket.socket:
+    s = socket.create_connection((server.host, server.port), timeout=timeout)
+    return s
+
+
+def raw_read_response(sock: socket.socket) -> RawResponse | None:
+    """Read one HTTP/1.1 response (Content-Length or chunked or until close). None if closed/reset
+    before a status line arrived."""
+    buf = b""
+    try:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None if not buf else _parse_head_only(buf)
+            buf += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        return None if not buf else _parse_head_only(buf)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    status = int(parts[1])
+    reason = parts[2] if len(parts) > 2 else ""
+    headers = []
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers.append((k.strip(), v.strip()))
+    hd = {k.lower(): v for k, v in headers}
+    body = rest
+    try:
+        if "content-length" in hd:
+            n = int(hd["content-length"])
+            while len(body) < n:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+            body = body[:n]
+        elif "chunked" in hd.get("transfer-encoding", "").lower():
+            while not body.endswith(b"0\r\n\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+            body = _dechunk(body)
+        elif status not in (204, 304) and not (100 <= status < 200):
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+    except (ConnectionResetError, BrokenPipeError, socket.timeout):
+        pass
+    return RawResponse(status, reason, headers, body)
+
+
+def _parse_head_only(buf: bytes) -> RawResponse | None:
+    try:
+        first = buf.split(b"\r\n", 1)[0].decode("latin-1")
+        return RawResponse(int(first.split(" ")[1]), "", [], b"")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2:]
+    return out
+
+
+def raw_request(server: Server, payload: bytes, timeout: float = HTTP_TIMEOUT) -> RawResponse | None:
+    """Send raw bytes on a fresh connection and read one response (None if the server closed it)."""
+    with raw_connect(server, timeout) as s:
+        try:
+            s.sendall(payload)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        try:
+            return raw_read_response(s)
+        except (ConnectionResetError, socket.timeout):
+            return None
+
+
+def http_head(method: str, path: str, headers: list[tuple[str, str]] | None = None,
+              body: bytes = b"", server: Server | None = None, api_token: str | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1"]
+    if api_token:
+        lines.append(f"Authorization: Bearer {api_token}".encode())
+    for k, v in headers or []:
+        lines.append(k.encode("latin-1") + b": " + (v if isinstance(v, bytes) else v.encode("latin-1")))
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}".encode())
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request):
+    """One sessiond per test module. A module may set ``SERVER_ARGS`` (list of flags)."""
+    args = getattr(request.module, "SERVER_ARGS", [])
+    srv = Server(tmp_path_factory.mktemp("sessiond"), args=args, name=request.module.__name__)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return server.client()
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory for a test's own server: ``make_server(args=[...], env={...}, api_token=...)``."""
+    started: list[Server] = []
+
+    def factory(args: list[str] | None = None, start: bool = True, **kw) -> Server:
+        srv = Server(tmp_path / f"srv{len(started)}", args=args, **kw)
+        started.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Property-based API conformance run: schemathesis against openapi.yaml and a real sessiond.
+#
+# Checks: no 5xx (not_a_server_error), documented status codes, documented content types, response
+# bodies matching their schemas. Bounded: ~30 examples per operation, a hard timeout per pass.
+# Installs schemathesis (4.x) into Tests/IntegrationTests/.venv-it if missing. Always stops sessiond.
+#
+# Env: SESSIOND_BIN (default .build/debug/sessiond), VENV_IT, ST_MAX_EXAMPLES (30), ST_SEED, ST_TIMEOUT (150 s).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+VENV="${VENV_IT:-$HERE/.venv-it}"
+BIN="${SESSIOND_BIN:-$REPO/.build/debug/sessiond}"
+MAX_EXAMPLES="${ST_MAX_EXAMPLES:-30}"
+SEED="${ST_SEED:-20251129}"
+PASS_TIMEOUT="${ST_TIMEOUT:-150}"
+
+if [[ ! -x "$BIN" ]]; then
+    echo "run_schemathesis: sessiond binary not found at $BIN (set SESSIOND_BIN)" >&2
+    exit 2
+fi
+
+if ! "$VENV/bin/schemathesis" --version >/dev/null 2>&1; then
+    echo "run_schemathesis: installing schemathesis into $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
+fi
+PY="$VENV/bin/python"
+"$VENV/bin/schemathesis" --version
+
+WORK="$(mktemp -d)"
+PID=""
+cleanup() {
+    if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then
+        kill -TERM "$PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+API_TOKEN="st-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')"
+printf '%s' "$API_TOKEN" > "$WORK/api-token"
+chmod 600 "$WORK/api-token"
+BASE="http://127.0.0.1:$PORT"
+
+"$BIN" --host 127.0.0.1 --port "$PORT" --api-token-file "$WORK/api-token" >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
+PID=$!
+
+"$PY" - "$BASE" <<'PYEOF'
+import sys, time, urllib.request
+base = sys.argv[1]
+end = time.time() + 20
+while time.time() < end:
+    try:
+        if urllib.request.urlopen(base + "/healthz", timeout=1).status == 200:
+            sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit("sessiond did not become ready")
+PYEOF
+
+new_session() {
+    "$PY" - "$BASE" "$API_TOKEN" "$1" <<'PYEOF'
+import json, sys, urllib.request
+base, token, name = sys.argv[1:4]
+body = json.dumps({"username": name, "data": {"st": True}, "idleTimeout": 315360000, "maxLifetime": 315360000})
+req = urllib.request.Request(base + "/v1/sessions", data=body.encode(), method="POST",
+                             headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=10) as r:
+    assert r.status == 201, r.status
+    print(json.load(r)["token"])
+PYEOF
+}
+
+CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+run_pass() {
+    local label="$1" session_token="$2"; shift 2
+    echo "=== schemathesis: $label ==="
+    (cd "$WORK" && timeout --signal=INT --kill-after=10 "$PASS_TIMEOUT" "$VENV/bin/schemathesis" run "$REPO/openapi.yaml" \
+        --url "$BASE" \
+        -H "Authorization: Bearer $API_TOKEN" \
+        -H "Session-Token: $session_token" \
+        --checks "$CHECKS" \
+        --phases examples,coverage,fuzzing \
+        --max-examples "$MAX_EXAMPLES" \
+        --seed "$SEED" \
+        --workers "${ST_WORKERS:-1}" \
+        --request-timeout 10 \
+        --suppress-health-check all \
+        --generation-allow-x00 false \
+        --generation-database none \
+        --no-color \
+        "$@")
+}
+
+rc=0
+# Pass 1: everything but the operations that end the shared session (and the endless event stream).
+TOKEN1="$(new_session st-user-1)"
+run_pass "non-destructive operations" "$TOKEN1" \
+    --exclude-operation-id events \
+    --exclude-operation-id logout \
+    --exclude-operation-id rotateSession \
+    --exclude-operation-id deleteAllSessions || rc=1
+
+if ! kill -0 "$PID" 2>/dev/null; then
+    echo "run_schemathesis: sessiond died during pass 1" >&2
+    tail -n 50 "$WORK/stderr.log" >&2 || true
+    PID=""
+    exit 1
+fi
+
+# Passes 2-4: each operation that ends sessions, with a fresh session of its own.
+for op in logout rotateSession deleteAllSessions; do
+    TOKEN="$(new_session "st-$op")"
+    run_pass "$op" "$TOKEN" --include-operation-id "$op" || rc=1
+    if ! kill -0 "$PID" 2>/dev/null; then
+        echo "run_schemathesis: sessiond died during the $op pass" >&2
+        tail -n 50 "$WORK/stderr.log" >&2 || true
+        PID=""
+        exit 1
+    fi
+done
+
+if grep -Eq 'usm_[A-Za-z0-9_-]{43}' "$WORK/stderr.log" "$WORK/stdout.log" || grep -qF "$API_TOKEN" "$WORK/stderr.log" "$WORK/stdout.log"; then
+    echo "run_schemathesis: a token appeared in sessiond's log" >&2
+    rc=1
+fi
+
+if [[ $rc -eq 0 ]]; then echo "schemathesis: all passes OK"; else echo "schemathesis: FAILED" >&2; fi
+exit $rc
