@@ -3,7 +3,7 @@
 # or with sudo). Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-packages=(libmicrohttpd-dev zlib1g-dev libsqlite3-dev pkg-config prometheus wrk curl jq python3-venv)
+packages=(libmicrohttpd-dev zlib1g-dev libsqlite3-dev pkg-config prometheus wrk curl jq python3-venv python3-yaml)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

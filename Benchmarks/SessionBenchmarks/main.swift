@@ -116,11 +116,12 @@ if profileValidate {
 // MARK: Scrape cost (issue: SessionMetrics): render time and size at 0, 100k and 1M sessions
 
 if scrapeOnly {
-    let routes: [(template: String, methods: [String])] = [
-        ("/v1/sessions", ["GET", "POST", "DELETE"]), ("/v1/session", ["GET", "DELETE"]), ("/v1/session/data", ["GET", "PUT"]),
-        ("/v1/session/rotate", ["POST"]), ("/v1/sessions/{id}", ["GET", "DELETE"]), ("/v1/users", ["GET"]),
-        ("/v1/users/{username}/sessions", ["DELETE"]), ("/v1/config", ["GET", "PATCH"]), ("/v1/events", ["GET"]),
-        ("/metrics", ["GET", "HEAD"]), ("/healthz", ["GET", "HEAD"]), ("/readyz", ["GET", "HEAD"]),
+    let routes: [(template: String, responses: [(method: String, status: Int)])] = [
+        ("/v1/sessions", [("GET", 200), ("POST", 201), ("DELETE", 200)]), ("/v1/session", [("GET", 200), ("DELETE", 204)]),
+        ("/v1/session/data", [("GET", 200), ("PUT", 200)]), ("/v1/session/rotate", [("POST", 200)]),
+        ("/v1/sessions/{id}", [("GET", 200), ("DELETE", 204)]), ("/v1/users", [("GET", 200)]),
+        ("/v1/users/{username}/sessions", [("DELETE", 200)]), ("/v1/config", [("GET", 200), ("PATCH", 200)]),
+        ("/v1/events", [("GET", 200)]), ("/metrics", [("GET", 200)]), ("/healthz", [("GET", 200)]), ("/readyz", [("GET", 200)]),
     ]
     var medians: [Int: Double] = [:]
     for count in [0, 100_000, sessionCount] {

@@ -76,14 +76,14 @@ public final class SessionMetrics: Sendable {
     ///   - store: the store whose counts and events are exported.
     ///   - registry: where the metrics live (yours, when embedding).
     ///   - build: what `sessiond_build_info` reports.
-    ///   - routes: the route templates of the HTTP API, with the methods each answers; their request
-    ///     counters (code 200) and latency histograms are created at zero.
+    ///   - routes: the route templates of the HTTP API, with the methods each answers and their
+    ///     success status; those request counters and the latency histograms are created at zero.
     ///   - includeProcessMetrics: export the `process_*` metrics (one process should do it once).
     public init(
         store: SessionStore,
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         build: BuildInfo = .current,
-        routes: [(template: String, methods: [String])] = [],
+        routes: [(template: String, responses: [(method: String, status: Int)])] = [],
         includeProcessMetrics: Bool = true
     ) {
         self.store = store
@@ -151,10 +151,10 @@ public final class SessionMetrics: Sendable {
             )
         }
         var counters: [RequestKey: Counter] = [:]
-        for (template, methods) in routes {
-            for method in methods {
-                let key = RequestKey(route: routeIndex[template]!, method: Self.methodIndex(method), status: 200)
-                counters[key] = Self.requestCounter(registry, route: template, method: Self.methods[key.method], status: 200)
+        for (template, responses) in routes {
+            for (method, status) in responses {
+                let key = RequestKey(route: routeIndex[template]!, method: Self.methodIndex(method), status: status)
+                counters[key] = Self.requestCounter(registry, route: template, method: Self.methods[key.method], status: status)
             }
         }
         requestCounters = Mutex(counters)

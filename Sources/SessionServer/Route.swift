@@ -71,8 +71,20 @@ public enum Route: Sendable, Hashable {
     /// Every template.
     public static var allTemplates: [String] { all.map(\.template) }
 
-    /// Every template with the methods it answers (for ``SessionMetrics``).
-    public static var catalogue: [(template: String, methods: [String])] { all.map { ($0.template, $0.allowedMethods) } }
+    /// Every template with the methods it answers and their success status (for ``SessionMetrics``,
+    /// which creates those request counters at zero).
+    public static var catalogue: [(template: String, responses: [(method: String, status: Int)])] {
+        all.map { route in (route.template, route.allowedMethods.map { ($0, route.successStatus(for: $0)) }) }
+    }
+
+    /// The status of a successful answer to `method` on this route.
+    public func successStatus(for method: String) -> Int {
+        switch (self, method) {
+        case (.sessions, "POST"): 201
+        case (.session, "DELETE"), (.sessionByID, "DELETE"): 204
+        default: 200
+        }
+    }
 
     /// The methods the route answers (the `Allow` header of a 405); `HEAD` wherever `GET` is.
     public var allowedMethods: [String] {

@@ -44,7 +44,7 @@ struct ExpositionTests {
         let metrics = SessionMetrics(
             store: store,
             build: BuildInfo(version: "1.2.3", revision: "abc123", swiftVersion: "6.3.1"),
-            routes: [("/v1/session", ["GET", "DELETE"]), ("/v1/sessions", ["POST"])],
+            routes: [("/v1/session", [("GET", 200), ("DELETE", 204)]), ("/v1/sessions", [("POST", 201)])],
             includeProcessMetrics: false
         )
         return (store, metrics)
@@ -126,7 +126,7 @@ struct ExpositionTests {
         }
         #expect(text.contains(#"sessiond_http_requests_total{code="401",method="GET",route="/v1/session"} 1"#))
         #expect(text.contains(#"sessiond_http_requests_total{code="404",method="OTHER",route="unmatched"} 1"#))
-        #expect(text.contains(#"sessiond_http_requests_total{code="200",method="DELETE",route="/v1/session"} 0"#))
+        #expect(text.contains(#"sessiond_http_requests_total{code="204",method="DELETE",route="/v1/session"} 0"#))
         #expect(!text.contains("/nope/raw/path"))
         #expect(text.contains(#"promhttp_metric_handler_requests_total{code="503"} 0"#))
     }
@@ -161,8 +161,8 @@ struct ExpositionTests {
     @Test func registeringTwiceOnOneRegistryDoesNotCrash() {
         let registry = PrometheusCollectorRegistry()
         let store = SessionStore(clock: ManualSessionClock())
-        _ = SessionMetrics(store: store, registry: registry, routes: [("/v1/session", ["GET"])], includeProcessMetrics: true)
-        _ = SessionMetrics(store: store, registry: registry, routes: [("/v1/session", ["GET"])], includeProcessMetrics: true)
+        _ = SessionMetrics(store: store, registry: registry, routes: [("/v1/session", [("GET", 200)])], includeProcessMetrics: true)
+        _ = SessionMetrics(store: store, registry: registry, routes: [("/v1/session", [("GET", 200)])], includeProcessMetrics: true)
     }
 
     @Test func countersEqualOperationsAfterAMultiThreadedRun() async throws {
