@@ -19,6 +19,7 @@ var userCount = 100_000
 var runs = 5
 var profileValidate = false
 var scrapeOnly = false
+var profileCreate = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -27,6 +28,7 @@ while let argument = arguments.next() {
     case "--runs": runs = Int(arguments.next() ?? "") ?? runs
     case "--profile-validate": profileValidate = true
     case "--scrape": scrapeOnly = true
+    case "--profile-create": profileCreate = true
     default:
         print("usage: SessionBenchmarks [--sessions N] [--users N] [--runs N]")
         exit(2)
@@ -110,6 +112,17 @@ if profileValidate {
         for token in tokens where store.validate(token: token).session == nil { fatalError("lost a session") }
     }
     print("validate: \(format(result.median))/s")
+    exit(0)
+}
+
+// MARK: Profiling aid: only create, for `perf record`
+
+if profileCreate {
+    let result = throughput(sessionCount) { run in
+        let store = SessionStore(configuration: .init())
+        for index in 0..<sessionCount { _ = try? store.create(username: usernames[(index + run) % userCount]) }
+    }
+    print("create: \(format(result.median))/s")
     exit(0)
 }
 
