@@ -93,6 +93,13 @@ public final class HTTPStreamWriter: Sendable {
         close(discardingPending: false)
     }
 
+    /// Closes the stream now, dropping what has not been sent: the connection is closed as soon as the
+    /// server touches it again (when the client makes room, or at the connection timeout if it never
+    /// reads). For a consumer too slow to keep up. Idempotent.
+    public func abort() {
+        close(discardingPending: true)
+    }
+
     /// Whether the stream is closed (finished, client gone, connection failed, or server shut down).
     public var isClosed: Bool {
         state.withLock { $0.isClosed }

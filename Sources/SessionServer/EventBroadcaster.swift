@@ -5,9 +5,10 @@ import Synchronization
 /// Fans session events out to Server-Sent-Events subscribers (`GET /v1/events`).
 ///
 /// Each event is rendered once (`event: created|ended`, `data: {...}`), then appended to every
-/// subscriber's bounded buffer. A subscriber whose buffer is full is disconnected (its connection is
-/// finished) and the event is counted as dropped on the store; the others are unaffected. Frames
-/// never contain a token.
+/// subscriber's bounded buffer. A subscriber whose buffer is full is disconnected (its stream is
+/// aborted: nothing more is queued for it, and the connection closes as soon as the server can touch
+/// it) and the event is counted as dropped on the store; the others are unaffected. Frames never
+/// contain a token.
 public final class EventBroadcaster: Sendable {
     private struct Subscribers {
         var nextID = 0
@@ -84,7 +85,7 @@ public final class EventBroadcaster: Sendable {
     private func send(_ frame: [UInt8], countDrops: Bool) {
         let writers = subscribers.withLock { Array($0.writers.values) }
         for writer in writers where !writer.write(frame) {
-            writer.finish()
+            writer.abort()
             if countDrops { store.events.recordDropped() }
         }
     }

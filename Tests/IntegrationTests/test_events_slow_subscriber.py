@@ -1,0 +1,95 @@
+"""A subscriber too slow to keep up is disconnected and counted; a fast one misses nothing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import requests
+
+
+def open_stream(server, *, receive_buffer: int | None = None) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect((server.host, server.port))
+    sock.sendall(
+        f"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.api_token}\r\n\r\n".encode()
+    )
+    head = b""
+    while b": connected" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, "stream closed before it started"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    return sock
+
+
+def dropped(server) -> float:
+    text = requests.get(f"{server.base}/metrics", timeout=5).text
+    line = next(l for l in text.splitlines() if l.startswith("sessiond_events_dropped_total "))
+    return float(line.split()[1])
+
+
+def test_slow_subscriber_is_disconnected_and_counted(make_server):
+    server = make_server()
+    slow = open_stream(server, receive_buffer=4096)  # never reads until the end
+    fast = open_stream(server)
+    received = bytearray()
+    stop = threading.Event()
+
+    def read_fast():
+        fast.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                chunk = fast.recv(1 << 20)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read_fast, daemon=True)
+    reader.start()
+    assert dropped(server) == 0
+
+    # ~500-byte frames (long usernames): 6,000 creations and 6,000 endings ≈ 6 MB, more than the
+    # subscriber buffer (256 KiB) plus the kernel's socket buffers (tcp_wmem max 4 MiB here).
+    # Endings come from revoke-all per user, 100 at a time, so the fast reader sees small bursts.
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {server.api_token}"}
+    users = [f"{index:03d}-" + "x" * 250 for index in range(60)]
+    for index in range(6000):
+        answer = session.post(f"{server.base}/v1/sessions", json={"username": users[index % 60]}, headers=headers, timeout=5)
+        assert answer.status_code == 201
+    for user in users:
+        answer = session.delete(f"{server.base}/v1/users/{user}/sessions", headers=headers, timeout=5)
+        assert answer.json()["deleted"] == 100
+
+    deadline = time.time() + 10
+    while dropped(server) == 0 and time.time() < deadline:
+        time.sleep(0.2)
+    assert dropped(server) > 0, "the slow subscriber's missed events were not counted"
+
+    # The fast subscriber saw every creation and ending.
+    deadline = time.time() + 15
+    while received.count(b"event: ended") < 6000 and time.time() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    reader.join(timeout=2)
+    assert received.count(b"event: created") == 6000
+    assert received.count(b"event: ended") == 6000
+
+    # The slow connection is closed by the server once it can be touched: draining ends with EOF,
+    # having delivered only part of the stream.
+    slow.settimeout(10)
+    total = 0
+    while True:
+        chunk = slow.recv(1 << 20)
+        if not chunk:
+            break
+        total += len(chunk)
+    assert 0 < total < len(received), (total, len(received))
+    fast.close()
+    assert requests.get(f"{server.base}/healthz", timeout=5).status_code == 200
