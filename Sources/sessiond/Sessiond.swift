@@ -94,7 +94,7 @@ struct Sessiond: AsyncParsableCommand {
     }
 
     private func serve(logger: Logger) async throws {
-        let apiToken = try loadAPIToken()
+        let apiToken = try loadAPIToken(logger: logger)
         guard apiToken != nil || Self.isLoopback(host) else {
             throw StartupError(
                 message: "refusing to listen on \(host) without an API token: set --api-token-file or SESSIOND_API_TOKEN, "
@@ -213,11 +213,18 @@ struct Sessiond: AsyncParsableCommand {
         logger.info("sessiond stopped", metadata: ["sessions": "\(final.activeSessions)"])
     }
 
-    private func loadAPIToken() throws -> APIToken? {
+    private func loadAPIToken(logger: Logger) throws -> APIToken? {
         var secret: String?
         if let path = apiTokenFile {
             guard let contents = Self.readFile(path) else {
                 throw StartupError(message: "cannot read the API token file \(path)")
+            }
+            var status = stat()
+            if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
+                logger.warning(
+                    "the API token file is readable by other users; restrict it with chmod 600",
+                    metadata: ["file": "\(path)"]
+                )
             }
             secret = contents
         } else if let value = getenv("SESSIOND_API_TOKEN") {

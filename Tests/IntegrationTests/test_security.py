@@ -154,3 +154,18 @@ def test_tokens_never_appear_in_the_log(server, client):
         for i in range(0, max(1, len(body) - 16), 8):
             piece = body[i:i + 16]
             assert piece not in logs, f"a piece of a secret ({piece!r}) appears in the log"
+
+
+def test_warns_when_the_api_token_file_is_readable_by_others(make_server, tmp_path):
+    token = "file-" + secrets.token_urlsafe(24)
+    loose = tmp_path / "loose-token"
+    loose.write_text(token)
+    os.chmod(loose, 0o644)
+    srv = make_server(api_token=None, args=["--api-token-file", str(loose)])
+    validate_response(srv.client(api_token=token).get("/v1/config"), 200)
+    assert "readable by other users" in srv.stderr_text()
+    assert token not in srv.stderr_text()
+
+
+def test_no_warning_for_a_private_api_token_file(server):
+    assert "readable by other users" not in server.stderr_text()
