@@ -128,6 +128,27 @@ extension ServerTests {
         }
     }
 
+    @Test func abortClosesTheConnectionWithoutSendingWhatIsPending() throws {
+        try withServer { server, hub in
+            let client = try openStream(port: server.port)
+            #expect(waitUntil(timeout: 2) { hub.count == 1 })
+            let writer = try #require(hub.all.first)
+            #expect(writer.write("data: first\n\n"))
+            #expect(try client.readChunk() == Array("data: first\n\n".utf8))
+            // Queue a lot while the client is not reading, then abort: the rest is dropped.
+            let block = [UInt8](repeating: 0x78, count: 16 * 1024)
+            while writer.write(block) {}
+            writer.abort()
+            #expect(writer.isClosed)
+            #expect(!writer.write("data: after\n\n"))
+            #expect(waitUntil(timeout: 2) { hub.closed == 1 })
+            // Reading now drains at most what was already handed to the socket, then the connection ends.
+            #expect(client.waitForClose(timeout: 5))
+            let other = try TestHTTPClient(port: server.port)
+            #expect(try other.request("GET", "/echo").status == 200)
+        }
+    }
+
     @Test func streamBufferLimitRefusesWritesForASlowClient() throws {
         try withServer { server, hub in
             let client = try openStream(port: server.port)
