@@ -59,6 +59,9 @@ public final class SessionStore: Sendable {
 
     /// Changes defaults and limits at run time (the shard count cannot change).
     ///
+    /// `change` runs under the store's configuration lock: it must only edit its argument, not call
+    /// the store.
+    ///
     /// A new idle timeout applies to new sessions and, from their next refresh on, to existing
     /// sessions created without their own. A new lifetime applies to new sessions only. A new
     /// per-user cap applies from the next login.
@@ -154,7 +157,7 @@ public final class SessionStore: Sendable {
         data: [UInt8]?,
         config: Configuration
     ) throws(SessionError) -> (Session, Int32, [RemovedSession]) {
-        let user = state.userSlot(named: username)
+        var user = state.userSlot(named: username)
         var removed: [RemovedSession] = []
         if let cap = config.maxSessionsPerUser, Int(state.users[Int(user)].sessionCount) >= cap {
             switch config.sessionLimitPolicy {
@@ -164,9 +167,13 @@ public final class SessionStore: Sendable {
                     message: "user already has the maximum of \(cap) sessions"
                 )
             case .evictOldest:
+                // The login counts as a sighting first, so that evicting the user's last session
+                // leaves the record lingering instead of freeing it under our feet.
+                state.see(user: user, now: now)
                 while Int(state.users[Int(user)].sessionCount) >= cap {
                     removed.append(state.remove(state.users[Int(user)].head, reason: .evicted, at: now, now: now))
                 }
+                user = state.userSlot(named: username)
             }
         }
         var id = SessionID.generate(from: pool, shard: state.shardIndex)
@@ -372,6 +379,7 @@ public final class SessionStore: Sendable {
     /// that other calls keep being served. Returns how many ended.
     @discardableResult
     public func deleteAll(batchSize: Int = 1024) -> Int {
+        let batchSize = max(1, batchSize)
         var total = 0
         for shard in shards {
             var next: Int32 = 0
@@ -401,6 +409,7 @@ public final class SessionStore: Sendable {
     /// forgets users whose last activity left the 15-minute window. Returns how many sessions ended.
     @discardableResult
     public func reapExpired(batchSize: Int = 1024) -> Int {
+        let batchSize = max(1, batchSize)
         var total = 0
         for shard in shards {
             var more = true

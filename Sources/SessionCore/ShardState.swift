@@ -89,11 +89,13 @@ struct ShardState: ~Copyable {
         freeUsers.append(user)
     }
 
-    /// Forgets lingering users whose window has passed; at most `limit` of them.
-    mutating func pruneLingering(now: Int64, limit: Int) {
+    /// Forgets lingering users whose window has passed; at most `limit` of them. Returns `true` when
+    /// more are due.
+    mutating func pruneLingering(now: Int64, limit: Int) -> Bool {
         let second = now / 1000
         var done = 0
-        while done < limit, let first = lingering.first, first.until <= second {
+        while let first = lingering.first, first.until <= second {
+            guard done < limit else { return true }
             lingering.removeFirst()
             done += 1
             let user = first.user
@@ -101,6 +103,7 @@ struct ShardState: ~Copyable {
             users[Int(user)].isLingering = false
             retire(user: user, now: now)
         }
+        return false
     }
 
     // MARK: Sessions
@@ -115,6 +118,7 @@ struct ShardState: ~Copyable {
         idleTimeout: Int64,
         data: [UInt8]?
     ) -> Int32? {
+        precondition(users[Int(user)].isLive, "inserting a session for a freed user record")
         var entry = SessionEntry.free
         entry.hash = hash
         entry.id = id
@@ -186,7 +190,8 @@ struct ShardState: ~Copyable {
     /// Moves the idle deadline to `now + idle timeout`; a session following the default takes the
     /// current default.
     mutating func slide(_ slot: Int32, now: Int64, defaultIdleTimeout: Int64) {
-        entries[slot].lastSeenAt = now
+        // `now` was read before the lock: a concurrent slide may already have gone further.
+        entries[slot].lastSeenAt = max(entries[slot].lastSeenAt, now)
         if entries[slot].idleTimeout < 0 { entries[slot].idleTimeout = -defaultIdleTimeout }
         // Lazy wheel: only an earlier deadline (a shorter default) needs re-filing now.
         let due = bucket(for: entries[slot].deadline.at)
@@ -212,20 +217,28 @@ struct ShardState: ~Copyable {
 
     // MARK: Expiry wheel
 
+    /// Buckets in the expiry heap (each at most once).
+    var scheduledBucketCount: Int { dueBuckets.count }
+
     func bucket(for deadline: Int64) -> UInt32 {
         UInt32(clamping: max(1, (deadline - wheelEpoch) / Self.bucketWidth + 1))
     }
 
+    /// Files `slot` under `bucket`. A bucket enters the heap once, when first used; an emptied bucket
+    /// keeps its key (head -1) until ``reap(now:limit:into:)`` pops it, so re-using it does not push
+    /// it again.
     mutating func linkWheel(_ slot: Int32, bucket: UInt32) {
-        let head = bucketHeads[bucket] ?? -1
+        let head: Int32
+        if let existing = bucketHeads[bucket] {
+            head = existing
+        } else {
+            head = -1
+            dueBuckets.insert(bucket)
+        }
         entries[slot].wheelBucket = bucket
         entries[slot].wheelPrev = -1
         entries[slot].wheelNext = head
-        if head >= 0 {
-            entries[head].wheelPrev = slot
-        } else {
-            dueBuckets.insert(bucket)
-        }
+        if head >= 0 { entries[head].wheelPrev = slot }
         bucketHeads[bucket] = slot
     }
 
@@ -234,10 +247,8 @@ struct ShardState: ~Copyable {
         guard entry.wheelBucket != 0 else { return }
         if entry.wheelPrev >= 0 {
             entries[entry.wheelPrev].wheelNext = entry.wheelNext
-        } else if entry.wheelNext >= 0 {
-            bucketHeads[entry.wheelBucket] = entry.wheelNext
         } else {
-            bucketHeads.removeValue(forKey: entry.wheelBucket)
+            bucketHeads[entry.wheelBucket] = entry.wheelNext  // -1 when emptied; the key stays until reaped
         }
         if entry.wheelNext >= 0 { entries[entry.wheelNext].wheelPrev = entry.wheelPrev }
         entries[slot].wheelBucket = 0
@@ -252,8 +263,9 @@ struct ShardState: ~Copyable {
         var processed = 0
         while let bucket = dueBuckets.min, bucket <= current {
             guard processed < limit else { return true }
-            guard let slot = bucketHeads[bucket] else {
+            guard let slot = bucketHeads[bucket], slot >= 0 else {
                 _ = dueBuckets.removeMin()
+                bucketHeads.removeValue(forKey: bucket)
                 continue
             }
             processed += 1
@@ -265,8 +277,7 @@ struct ShardState: ~Copyable {
                 linkWheel(slot, bucket: self.bucket(for: deadline.at))
             }
         }
-        pruneLingering(now: now, limit: limit)
-        return false
+        return pruneLingering(now: now, limit: limit)
     }
 
     // MARK: Invariants
@@ -292,6 +303,7 @@ struct ShardState: ~Copyable {
         if idIndex.count != liveCount { problems.append("id index size \(idIndex.count) != \(liveCount)") }
         var wheelCount = 0
         for (bucket, head) in bucketHeads {
+            if !dueBuckets.unordered.contains(bucket) { problems.append("bucket \(bucket) missing from heap") }
             var slot = head
             var previous: Int32 = -1
             while slot >= 0 {
@@ -302,8 +314,8 @@ struct ShardState: ~Copyable {
                 slot = entries[slot].wheelNext
                 if wheelCount > liveCount { problems.append("bucket \(bucket): cycle"); break }
             }
-            if !dueBuckets.unordered.contains(bucket) { problems.append("bucket \(bucket) missing from heap") }
         }
+        if Set(dueBuckets.unordered).count != dueBuckets.count { problems.append("a bucket is in the heap twice") }
         if wheelCount != liveCount { problems.append("wheel holds \(wheelCount), table \(liveCount)") }
         var liveUserCount = 0
         for (index, user) in users.enumerated() where user.isLive {

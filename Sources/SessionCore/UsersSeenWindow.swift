@@ -17,8 +17,10 @@ struct UsersSeenWindow {
 
     /// Records that a user last seen at `previous` is seen at `now`; returns the new last-seen second.
     mutating func see(previous: Int64, now: Int64) -> Int64 {
-        guard previous != now else { return now }
-        if previous != Self.never, now - previous < Self.span, now > previous {
+        // `now` is read before the shard lock, so a concurrent call may already have recorded a later
+        // second (or the clock stepped back): never move a user backwards or count them twice.
+        guard previous == Self.never || now > previous else { return previous }
+        if previous != Self.never, now - previous < Self.span {
             let old = Self.cell(previous)
             if seconds[old] == previous { counts[old] -= 1 }
         }

@@ -140,3 +140,55 @@ struct UserIndexTests {
         #expect(harness.store.statistics().usersSeenLast15Minutes == 0)
     }
 }
+
+/// Regressions found in review.
+struct ReviewRegressionTests {
+    /// With a cap of one, re-login after the user's last sighting left the 15-minute window evicted
+    /// the only session and freed the user record the new session was then linked into.
+    @Test func evictingTheLastSessionKeepsTheUserRecord() throws {
+        let harness = Harness(.init(maxSessionsPerUser: 1, sessionLimitPolicy: .evictOldest))
+        _ = try harness.store.create(username: "ada")
+        harness.advance(seconds: 1000)
+        let second = try harness.store.create(username: "ada")
+        #expect(second.session.username == "ada")
+        // Another user in any shard must not take over ada's record.
+        var others: [CreatedSession] = []
+        for index in 0..<64 { others.append(try harness.store.create(username: "other\(index)")) }
+        #expect(harness.store.validate(token: second.token.rawValue).session?.username == "ada")
+        #expect(try harness.store.sessions(username: "ada").items.map(\.id) == [second.session.id])
+        #expect(harness.store.invariantViolations() == [])
+        #expect(harness.store.revokeAll(username: "ada") == 1)
+        #expect(others.allSatisfy { harness.store.validate(token: $0.token.rawValue).session != nil })
+        #expect(harness.store.invariantViolations() == [])
+    }
+
+    @Test func usersSeenNeverMovesBackwards() {
+        var window = UsersSeenWindow()
+        var last = window.see(previous: UsersSeenWindow.never, now: 100)
+        last = window.see(previous: last, now: 101)
+        last = window.see(previous: last, now: 100)  // a caller that read the clock earlier
+        #expect(last == 101)
+        #expect(window.count(now: 101, windows: [60, 300, 900]) == [1, 1, 1])
+    }
+
+    @Test func nonPositiveBatchSizesStillFinish() throws {
+        let harness = Harness(.init(idleTimeout: .seconds(2)))
+        for index in 0..<10 { _ = try harness.store.create(username: "u\(index)") }
+        harness.advance(seconds: 3)
+        #expect(harness.store.reapExpired(batchSize: 0) == 10)
+        for index in 0..<10 { _ = try harness.store.create(username: "u\(index)") }
+        #expect(harness.store.deleteAll(batchSize: -5) == 10)
+    }
+
+    /// A create/logout loop re-uses the same expiry buckets: the bucket heap must not grow with it.
+    @Test func churnDoesNotGrowTheBucketHeap() throws {
+        let harness = Harness(.init(idleTimeout: .seconds(600)))
+        for _ in 0..<5000 {
+            let token = try harness.store.create(username: "churn").token.rawValue
+            try harness.store.logout(token: token)
+        }
+        let heapSize = harness.store.shards.map { $0.state.withLock { $0.scheduledBucketCount } }.reduce(0, +)
+        #expect(heapSize <= 2)
+        #expect(harness.store.invariantViolations() == [])
+    }
+}
