@@ -16,7 +16,9 @@ final class GzipEncoder {
         guard (0...9).contains(level) else {
             throw MicroHTTPError(code: .compressionFailed, message: "gzip level \(level) is outside 0...9")
         }
-        stream = .allocate(capacity: 1)
+        // Set up in a local first: once `self` is fully initialised a throw would also run `deinit`,
+        // which would end and free the stream a second time.
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
         // windowBits 15 + 16: 32 KiB window with a gzip header and trailer instead of the zlib wrapper.
         let result = CZlib_deflateInit2(stream, Int32(level), Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
@@ -25,6 +27,7 @@ final class GzipEncoder {
             stream.deallocate()
             throw MicroHTTPError(code: .compressionFailed, message: "deflateInit2 failed", cause: result)
         }
+        self.stream = stream
     }
 
     deinit {
@@ -47,6 +50,9 @@ final class GzipEncoder {
         needsReset = true
         // deflateBound is large enough for a single deflate(Z_FINISH) call to finish the stream.
         let bound = Int(deflateBound(stream, uLong(input.count)))
+        guard bound <= Int(UInt32.max) else {
+            throw MicroHTTPError(code: .compressionFailed, message: "input of \(input.count) bytes is too large")
+        }
         var result: Int32 = Z_OK
         let output = [UInt8](unsafeUninitializedCapacity: bound) { buffer, initializedCount in
             input.withUnsafeBufferPointer { source in

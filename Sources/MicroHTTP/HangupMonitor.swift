@@ -59,9 +59,8 @@ final class HangupMonitor: Sendable {
             return nil
         }, retained)
         guard result == 0 else {
+            // `self` is fully initialised: throwing runs `deinit`, which closes both descriptors.
             Unmanaged<HangupMonitor>.fromOpaque(retained).release()
-            close(wakeFD)
-            close(epollFD)
             throw MicroHTTPError(code: .systemResourceFailed, message: "pthread_create failed", cause: result)
         }
         thread.withLock { $0 = handle }

@@ -49,10 +49,16 @@ public final class EventBroadcaster: Sendable {
     }
 
     private func add(_ writer: HTTPStreamWriter) {
-        let id = subscribers.withLock { state -> Int in
+        // Checked again under the lock: several workers may have passed `subscribe()`'s check at once.
+        let id = subscribers.withLock { state -> Int? in
+            guard state.writers.count < maximumSubscribers else { return nil }
             state.nextID += 1
             state.writers[state.nextID] = writer
             return state.nextID
+        }
+        guard let id else {
+            writer.abort()
+            return
         }
         writer.onClose { [weak self] in self?.remove(id) }
         // An initial comment tells the client the stream is open.
@@ -85,6 +91,8 @@ public final class EventBroadcaster: Sendable {
     private func send(_ frame: [UInt8], countDrops: Bool) {
         let writers = subscribers.withLock { Array($0.writers.values) }
         for writer in writers where !writer.write(frame) {
+            // A writer closed meanwhile (client gone) dropped nothing; a full one is cut off.
+            guard !writer.isClosed else { continue }
             writer.abort()
             if countDrops { store.events.recordDropped() }
         }
