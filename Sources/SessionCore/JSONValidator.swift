@@ -9,6 +9,15 @@ public enum JSONValidator {
 
     /// `true` when `bytes` hold a single JSON value, optionally surrounded by whitespace, nested at
     /// most `maximumDepth` levels.
+    public static func isValid(_ bytes: [UInt8], maximumDepth: Int = JSONValidator.maximumDepth) -> Bool {
+        // Not generic, so that callers in other modules do not go through unspecialised generic code.
+        bytes.withUnsafeBufferPointer { buffer in
+            var scanner = Scanner(bytes: buffer, maximumDepth: maximumDepth)
+            return scanner.validateDocument()
+        }
+    }
+
+    /// `true` when `bytes` hold a single JSON value (any collection of bytes; arrays take the overload above).
     public static func isValid(_ bytes: some Collection<UInt8>, maximumDepth: Int = JSONValidator.maximumDepth) -> Bool {
         let result = bytes.withContiguousStorageIfAvailable { buffer in
             var scanner = Scanner(bytes: buffer, maximumDepth: maximumDepth)

@@ -357,11 +357,9 @@ public final class SessionAPI: HTTPHandler {
 
     private func jsonBody(_ request: HTTPRequest) throws(APIError) -> JSONBody {
         guard !request.body.isEmpty else { throw APIError.invalidRequest("a JSON body is required") }
-        let contentType = request.header("Content-Type")?.lowercased() ?? ""
-        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map {
-            $0.trimmingCharacters(in: " \t")
+        guard let contentType = request.header("Content-Type"), Self.isJSONMediaType(contentType) else {
+            throw APIError.unsupportedMediaType
         }
-        guard mediaType == "application/json" else { throw APIError.unsupportedMediaType }
         return try JSONBody(request.body, maximumDepth: Self.maximumBodyDepth)
     }
 
@@ -474,8 +472,20 @@ public final class SessionAPI: HTTPHandler {
     }
 }
 
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
+extension SessionAPI {
+    /// Whether a `Content-Type` value is `application/json`, in any case, with optional spaces and
+    /// parameters (`application/json; charset=utf-8`). Byte-level: this runs on every write request.
+    static func isJSONMediaType(_ value: String) -> Bool {
+        var utf8 = value.utf8[...]
+        while let first = utf8.first, first == 0x20 || first == 0x09 { utf8 = utf8.dropFirst() }
+        let expected = "application/json".utf8
+        guard utf8.count >= expected.count else { return false }
+        for (byte, wanted) in zip(utf8.prefix(expected.count), expected) where byte | 0x20 != wanted | 0x20 {
+            // `|0x20` folds ASCII letters; '/' (0x2F) is unaffected.
+            return false
+        }
+        let rest = utf8.dropFirst(expected.count)
+        guard let next = rest.first else { return true }
+        return next == UInt8(ascii: ";") || next == 0x20 || next == 0x09
     }
 }

@@ -30,3 +30,15 @@ struct RouteTests {
         #expect(Route.sessions.requiresAPIToken && Route.events.requiresAPIToken && Route.config.requiresAPIToken)
     }
 }
+
+struct MediaTypeTests {
+    @Test(arguments: ["application/json", "Application/JSON", "application/json; charset=utf-8", " application/json;charset=UTF-8", "application/json ; x=y"])
+    func jsonMediaTypesAreAccepted(value: String) {
+        #expect(SessionAPI.isJSONMediaType(value))
+    }
+
+    @Test(arguments: ["", "text/plain", "application/jsonx", "application/json-patch+json", "application/jso", "application/x-www-form-urlencoded", "applicationXjson"])
+    func otherMediaTypesAreRefused(value: String) {
+        #expect(!SessionAPI.isJSONMediaType(value))
+    }
+}
