@@ -147,7 +147,7 @@ struct Sessiond: AsyncParsableCommand {
         do {
             server = try HTTPServer(
                 configuration: HTTPServerConfiguration(
-                    host: host,
+                    host: host == "localhost" ? "127.0.0.1" : host,
                     port: port,
                     threadCount: threads,
                     connectionLimit: connectionLimit,

@@ -169,3 +169,11 @@ def test_warns_when_the_api_token_file_is_readable_by_others(make_server, tmp_pa
 
 def test_no_warning_for_a_private_api_token_file(server):
     assert "readable by other users" not in server.stderr_text()
+
+
+def test_localhost_is_a_loopback_host(make_server):
+    srv = make_server(api_token=None, start=False)
+    srv.extra_args += ["--host", "localhost"]
+    srv.start()
+    validate_response(srv.client(api_token=None).get("/healthz"), 200)
+    assert "listening on http://localhost:" in srv.stderr_text()
