@@ -99,13 +99,16 @@ public final class EventBroadcaster: Sendable {
     }
 
     static func frame(for event: SessionEvent) -> [UInt8] {
+        // The SSE event name and the JSON `type` are the same word.
+        let type: String
+        switch event.kind {
+        case .created: type = "created"
+        case .ended: type = "ended"
+        }
         var json = JSONWriter(capacity: 192)
         json.beginObject()
         json.key("type")
-        switch event.kind {
-        case .created: json.string("created")
-        case .ended: json.string("ended")
-        }
+        json.string(type)
         json.key("id")
         json.string(event.id.description)
         json.key("username")
@@ -122,10 +125,7 @@ public final class EventBroadcaster: Sendable {
         }
         json.endObject()
         var frame = Array("event: ".utf8)
-        switch event.kind {
-        case .created: frame += "created".utf8
-        case .ended: frame += "ended".utf8
-        }
+        frame += type.utf8
         frame += "\ndata: ".utf8
         frame += json.bytes
         frame += "\n\n".utf8
