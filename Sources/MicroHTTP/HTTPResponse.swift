@@ -8,6 +8,16 @@
 /// var response = HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: Array(text.utf8))
 /// response.compressIfAccepted = true
 /// ```
+///
+/// A response can also be given later, without holding a worker thread while waiting (see
+/// ``HTTPDeferredResponse``): the outer response only carries the deferred body, and the response passed
+/// to ``HTTPResponder/respond(_:)`` is the one sent.
+///
+/// ```swift
+/// HTTPResponse(deferred: { responder in
+///     committer.afterNextCommit { responder.respond(.json(Array(#"{"ok":true}"#.utf8))) }
+/// })
+/// ```
 public struct HTTPResponse: Sendable {
     /// The body of a response.
     public enum Body: Sendable {
@@ -15,6 +25,9 @@ public struct HTTPResponse: Sendable {
         case bytes([UInt8])
         /// A long-lived body written over time (for example Server-Sent Events), sent chunked.
         case stream(HTTPStreamConfiguration)
+        /// An answer given later through an ``HTTPResponder``; the status, headers and
+        /// ``HTTPResponse/compressIfAccepted`` of the response carrying this body are ignored.
+        case deferred(HTTPDeferredResponse)
     }
 
     /// Bodies smaller than this many bytes are never compressed, even with ``compressIfAccepted``.
@@ -28,7 +41,8 @@ public struct HTTPResponse: Sendable {
     public var body: Body
     /// Gzip the body when the request accepts gzip and the body has at least ``compressionThreshold``
     /// bytes; then `Content-Encoding: gzip` is added. `Vary: Accept-Encoding` is added whenever this is
-    /// `true` (the representation depends on the header). Ignored for streams.
+    /// `true` (the representation depends on the header). Ignored for streams and for the response that
+    /// carries a deferred body (the response given to ``HTTPResponder/respond(_:)`` has its own).
     public var compressIfAccepted: Bool
 
     /// Creates a response with a complete body.
@@ -66,6 +80,23 @@ public struct HTTPResponse: Sendable {
         self.status = status
         self.headers = headers
         self.body = .stream(stream)
+        self.compressIfAccepted = false
+    }
+
+    /// Creates a response whose answer is given later through an ``HTTPResponder``; see
+    /// ``HTTPDeferredResponse``.
+    ///
+    /// ```swift
+    /// HTTPResponse(deferred: { responder in
+    ///     writer.enqueue(change, onCommit: { responder.respond(.json(body)) })
+    /// })
+    /// ```
+    ///
+    /// - Parameter deferred: Receives the responder once the connection is suspended; must not block.
+    public init(deferred start: @escaping @Sendable (HTTPResponder) -> Void) {
+        self.status = 200
+        self.headers = []
+        self.body = .deferred(HTTPDeferredResponse(start))
         self.compressIfAccepted = false
     }
 

@@ -54,9 +54,12 @@ public final class HTTPServer: Sendable {
     /// 1. Stops accepting connections (`MHD_quiesce_daemon`); responses sent from now on carry
     ///    `Connection: close`.
     /// 2. Finishes every open stream (pending bytes are still sent) and refuses new ones.
-    /// 3. Waits until the requests in flight have been answered and their responses sent, at most
-    ///    `gracePeriod`.
-    /// 4. Stops the daemon (`MHD_stop_daemon`), closing every remaining connection.
+    /// 3. Waits until the requests in flight (deferred ones included) have been answered and their responses
+    ///    sent, at most `gracePeriod`.
+    /// 4. Answers every deferred request still waiting with a 503 `shutting_down` error (a later
+    ///    ``HTTPResponder/respond(_:)`` returns `false`), refuses new ones the same way, and waits up to a
+    ///    second for those answers to be sent.
+    /// 5. Stops the daemon (`MHD_stop_daemon`), closing every remaining connection.
     ///
     /// Idempotent: later calls return at once, concurrent ones when the server has stopped. Must not be
     /// called from a handler or a stream callback (it would wait for its own thread).

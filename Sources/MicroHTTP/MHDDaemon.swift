@@ -8,8 +8,9 @@ import Musl
 #endif
 
 /// Owns one libmicrohttpd daemon: the `MHD_Daemon` pointer, the context handed to it as `cls`, the C
-/// callbacks (access handler, request-completed, content reader, logger), the per-request contexts and
-/// the stream connections. All of MicroHTTP's libmicrohttpd calls live in this file.
+/// callbacks (access handler, request-completed, content reader, logger), the per-request contexts, the
+/// stream connections and the suspended connections of deferred responses. All of MicroHTTP's
+/// libmicrohttpd calls live in this file.
 ///
 /// Request flow: the first access-handler call of a request only allocates a ``RequestContext`` (queued
 /// responses on that call would be "early responses" that lose keep-alive); body chunks are appended on
@@ -17,10 +18,28 @@ import Musl
 /// response. The context is released in `MHD_OPTION_NOTIFY_COMPLETED`, which also runs for aborted requests
 /// and at `MHD_stop_daemon`.
 ///
+/// Deferred responses (``HTTPDeferredResponse``): when the handler returns one, the final call suspends the
+/// connection (`MHD_suspend_connection`, under the ``HTTPResponder``'s lock), registers the responder in the
+/// ``DeferredRegistry``, calls the response's `start` and returns `MHD_YES` without a response; no thread
+/// waits. ``HTTPResponder/respond(_:)`` stores the response and calls `MHD_resume_connection` (under the same
+/// lock, and only while the connection is suspended, so a resume never precedes its suspend and never
+/// reaches a connection that has ended). libmicrohttpd 0.9.75 then runs the final access-handler call
+/// again (no upload data, `*upload_data_size == 0`; it repeats that call until a response is queued, as in
+/// its `suspend_resume_epoll.c` example), and that call queues the stored response like any other: status
+/// check, gzip negotiated with the `Accept-Encoding` captured during `handle()`, `Vary`, `Connection: close`
+/// while shutting down, and no early response, so keep-alive is kept. The request stays in flight until
+/// `NOTIFY_COMPLETED`, which also ends the responder (a later `respond` returns `false`).
+///
 /// Streams: `MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, ...)`. When the reader has nothing to
 /// send it suspends the connection (allowed from a content reader, microhttpd.h 0.9.75) and returns 0;
 /// ``HTTPStreamWriter`` resumes it when data, the end, or a hang-up arrives. Suspend and resume are both
 /// called under the writer's lock, so a resume never precedes its suspend.
+///
+/// Shutdown: quiesce, finish the streams, wait for the requests in flight (deferred ones included) up to the
+/// grace period, answer every deferred request still waiting with a 503 `shutting_down` error, wait briefly
+/// for those answers to be sent, then `MHD_stop_daemon`. No connection is suspended by then: libmicrohttpd
+/// panics on a suspended connection at stop, and closes a resumed one that it has not processed yet without
+/// sending its response.
 ///
 /// `@unchecked Sendable`: the daemon pointer never changes, the libmicrohttpd calls made through it
 /// (`MHD_quiesce_daemon`, `MHD_stop_daemon`) are serialised by ``lifecycle``, and the context is `Sendable`.
@@ -39,6 +58,9 @@ final class MHDDaemon: @unchecked Sendable {
     /// The bound TCP port.
     let port: Int
 
+    /// How long a shutdown waits, after the grace period, for the 503 answers of deferred requests to go out.
+    static let deferredDrainLimit = Duration.seconds(1)
+
     /// Starts the daemon.
     init(configuration: HTTPServerConfiguration, handler: any HTTPHandler) throws {
         try configuration.validate()
@@ -46,7 +68,13 @@ final class MHDDaemon: @unchecked Sendable {
 
         let registry = StreamRegistry()
         let monitor = try HangupMonitor { token in registry.hungUp(token) }
-        let context = Context(configuration: configuration, handler: handler, streams: registry, monitor: monitor)
+        let context = Context(
+            configuration: configuration,
+            handler: handler,
+            streams: registry,
+            deferred: DeferredRegistry(),
+            monitor: monitor
+        )
 
         var flags = MHD_USE_EPOLL.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_ITC.rawValue
             | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
@@ -157,6 +185,16 @@ final class MHDDaemon: @unchecked Sendable {
                 usleep(2_000)
             }
 
+            // Deferred requests still waiting are answered now, and later ones at once, which resumes their
+            // connections: MHD_stop_daemon must not find a suspended connection (MHD_PANIC). A resumed
+            // connection that libmicrohttpd has not processed yet would be closed by MHD_stop_daemon without
+            // its answer, so wait (briefly) until the deferred requests have completed.
+            context.deferred.closeAll(answeringWith: shuttingDownResponse)
+            let drainDeadline = clock.now.advanced(by: Self.deferredDrainLimit)
+            while !context.deferred.isEmpty && clock.now < drainDeadline {
+                usleep(2_000)
+            }
+
             context.monitor.stop()
             MHD_stop_daemon(daemon)
             if listenSocket >= 0 {
@@ -217,6 +255,7 @@ extension MHDDaemon {
         let inFlight = Atomic<Int>(0)
         let shuttingDown = Atomic<Bool>(false)
         let streams: StreamRegistry
+        let deferred: DeferredRegistry
         let monitor: HangupMonitor
         private let startupLog = Mutex<[String]?>([])
 
@@ -224,12 +263,14 @@ extension MHDDaemon {
             configuration: HTTPServerConfiguration,
             handler: any HTTPHandler,
             streams: StreamRegistry,
+            deferred: DeferredRegistry,
             monitor: HangupMonitor
         ) {
             self.handler = handler
             self.maxBodySize = configuration.maxBodySize
             self.errorLog = configuration.errorLog
             self.streams = streams
+            self.deferred = deferred
             self.monitor = monitor
         }
 
@@ -295,11 +336,87 @@ extension MHDDaemon {
         }
     }
 
+    /// The deferred requests between their suspension and their completion, by token, so that a shutdown
+    /// can answer the ones still waiting and wait for all of them to be sent.
+    final class DeferredRegistry: Sendable {
+        private struct State {
+            var nextToken: UInt64 = 1
+            var responders: [UInt64: HTTPResponder] = [:]
+            var isClosing = false
+        }
+
+        private let state = Mutex(State())
+
+        /// Adds a responder (always, so that a shutdown waits for its answer to be sent). `accepted` is
+        /// `false` once ``closeAll(answeringWith:)`` has run: the caller must answer it at once.
+        func insert(_ responder: HTTPResponder) -> (token: UInt64, accepted: Bool) {
+            state.withLock { state in
+                let token = state.nextToken
+                state.nextToken += 1
+                state.responders[token] = responder
+                return (token, !state.isClosing)
+            }
+        }
+
+        func remove(_ token: UInt64) {
+            _ = state.withLock { $0.responders.removeValue(forKey: token) }
+        }
+
+        /// Whether every deferred request has completed.
+        var isEmpty: Bool {
+            state.withLock { $0.responders.isEmpty }
+        }
+
+        /// Answers every request still waiting with `response` (answered ones keep their answer) and makes
+        /// ``insert(_:)`` refuse new ones.
+        func closeAll(answeringWith response: HTTPResponse) {
+            let responders = state.withLock { state in
+                state.isClosing = true
+                return Array(state.responders.values)
+            }
+            for responder in responders {
+                responder.respond(response)
+            }
+        }
+    }
+
+    /// What a deferred request keeps from its suspension to its completion.
+    struct DeferredRequest {
+        let responder: HTTPResponder
+        let token: UInt64
+        /// The request's `Accept-Encoding`, read while the request was valid (during `handle()`).
+        let acceptEncoding: String?
+    }
+
+    /// The connection of one deferred request: suspends and resumes it for ``HTTPResponder``.
+    ///
+    /// `@unchecked Sendable`: `connection` is used only under the responder's lock, once to suspend (from the
+    /// access handler, while libmicrohttpd is processing the connection) and at most once to resume (only
+    /// while it is suspended, and libmicrohttpd neither times out nor closes a suspended connection; a
+    /// shutdown resumes every one before `MHD_stop_daemon`). After that the pointer is never touched.
+    final class DeferredConnection: HTTPResponderTransport, @unchecked Sendable {
+        private let connection: OpaquePointer
+
+        init(connection: OpaquePointer) {
+            self.connection = connection
+        }
+
+        func suspend() {
+            MHD_suspend_connection(connection)
+        }
+
+        func resume() {
+            MHD_resume_connection(connection)
+        }
+    }
+
     /// Per-request state, stored in `*con_cls`.
     final class RequestContext {
         let connection: OpaquePointer
         var body: [UInt8] = []
         var hasResponded = false
+        /// Set when the handler returned a deferred response.
+        var deferred: DeferredRequest?
         /// Set once the body is known to be too large: how much of it has been read and dropped.
         var discardedBytes: Int?
         /// Set while the handler runs; lookups through ``HTTPRequest`` are refused outside it.
@@ -442,8 +559,13 @@ private func requestCompleted(
 ) {
     guard let cls, let requestContext, let pointer = requestContext.pointee else { return }
     requestContext.pointee = nil
-    Unmanaged<MHDDaemon.RequestContext>.fromOpaque(pointer).release()
+    let request = Unmanaged<MHDDaemon.RequestContext>.fromOpaque(pointer).takeRetainedValue()
     let context = Unmanaged<MHDDaemon.Context>.fromOpaque(cls).takeUnretainedValue()
+    if let deferred = request.deferred {
+        // The connection is about to go: a late respond() must not touch it.
+        deferred.responder.connectionEnded()
+        context.deferred.remove(deferred.token)
+    }
     context.inFlight.subtract(1, ordering: .releasing)
 }
 
@@ -489,6 +611,18 @@ private func accessHandler(
     }
     let request = Unmanaged<MHDDaemon.RequestContext>.fromOpaque(existing).takeUnretainedValue()
 
+    if let deferred = request.deferred {
+        // HTTPResponder.respond resumed the connection, and libmicrohttpd runs the final call again.
+        guard let response = deferred.responder.takeResponse() else {
+            // Already taken: the earlier queueing did not happen (libmicrohttpd stopping). Close.
+            if !context.shuttingDown.load(ordering: .relaxed) {
+                context.log("MicroHTTP: deferred request resumed without a response; closing the connection")
+            }
+            return .NO
+        }
+        return queueDeferredAnswer(connection, response, acceptEncoding: deferred.acceptEncoding, context: context)
+    }
+
     let chunkSize = uploadDataSize.pointee
     if chunkSize > 0 {
         uploadDataSize.pointee = 0
@@ -525,6 +659,13 @@ private func accessHandler(
     request.body = []
     request.isHandlerActive = true
     var response = context.handler.handle(httpRequest)
+    if case .deferred(let deferred) = response.body {
+        // The outer status and headers are ignored. Accept-Encoding is read now: the request is only valid
+        // during handle().
+        let acceptEncoding = httpRequest.header("Accept-Encoding")
+        request.isHandlerActive = false
+        return startDeferred(connection, request: request, deferred, acceptEncoding: acceptEncoding, context: context)
+    }
     if !(100...999).contains(response.status) {
         context.log("MicroHTTP: handler returned invalid status \(response.status); sending 500")
         response = .error(status: 500, code: "internal_error", message: "The handler returned an invalid status.")
@@ -532,21 +673,20 @@ private func accessHandler(
     let result: MHD_Result
     switch response.body {
     case .bytes(let bytes):
-        var body = bytes
-        var headers = response.headers
-        if response.compressIfAccepted {
-            headers.append((name: "Vary", value: "Accept-Encoding"))
-            if body.count >= HTTPResponse.compressionThreshold && httpRequest.acceptsGzip {
-                do {
-                    body = try Gzip.compress(body)
-                    headers.append((name: "Content-Encoding", value: "gzip"))
-                } catch {
-                    context.log("MicroHTTP: gzip failed (\(error)); sending the body uncompressed")
-                }
-            }
-        }
+        result = queueComplete(
+            connection,
+            status: response.status,
+            headers: response.headers,
+            body: bytes,
+            compressIfAccepted: response.compressIfAccepted,
+            acceptsGzip: httpRequest.acceptsGzip,
+            context: context
+        )
         request.isHandlerActive = false
-        result = queueBuffer(connection, status: response.status, headers: headers, body: body, context: context)
+    case .deferred:
+        // Handled above.
+        request.isHandlerActive = false
+        result = .NO
     case .stream(let configuration):
         request.isHandlerActive = false
         if methodName == "HEAD" {
@@ -558,6 +698,101 @@ private func accessHandler(
         }
     }
     return result
+}
+
+/// The answer to deferred requests still waiting when a shutdown's grace period is over.
+private let shuttingDownResponse = HTTPResponse.error(
+    status: 503,
+    code: "shutting_down",
+    message: "The server is shutting down."
+)
+
+/// Suspends the connection of a deferred response, then hands its responder to `start`.
+///
+/// The suspend comes first (under the responder's lock), so no `respond` can resume the connection before
+/// it is suspended, even one made synchronously inside `start`. The access handler returns `MHD_YES`
+/// without a response; libmicrohttpd calls it again once the connection is resumed.
+private func startDeferred(
+    _ connection: OpaquePointer,
+    request: MHDDaemon.RequestContext,
+    _ deferred: HTTPDeferredResponse,
+    acceptEncoding: String?,
+    context: MHDDaemon.Context
+) -> MHD_Result {
+    let responder = HTTPResponder(transport: MHDDaemon.DeferredConnection(connection: connection))
+    responder.suspend()
+    let (token, accepted) = context.deferred.insert(responder)
+    request.deferred = MHDDaemon.DeferredRequest(responder: responder, token: token, acceptEncoding: acceptEncoding)
+    if !accepted {
+        // The shutdown has answered every waiting request already and is about to stop the daemon.
+        responder.respond(shuttingDownResponse)
+    }
+    deferred.start(responder)
+    return .YES
+}
+
+/// Queues the response given to ``HTTPResponder/respond(_:)``, treated like a handler's complete response.
+private func queueDeferredAnswer(
+    _ connection: OpaquePointer,
+    _ response: HTTPResponse,
+    acceptEncoding: String?,
+    context: MHDDaemon.Context
+) -> MHD_Result {
+    var response = response
+    if !(100...999).contains(response.status) {
+        context.log("MicroHTTP: deferred response has invalid status \(response.status); sending 500")
+        response = .error(status: 500, code: "internal_error", message: "The handler returned an invalid status.")
+    }
+    let body: [UInt8]
+    switch response.body {
+    case .bytes(let bytes):
+        body = bytes
+    case .stream, .deferred:
+        context.log("MicroHTTP: a deferred request was answered with a stream or deferred body; sending 500")
+        response = .error(
+            status: 500,
+            code: "internal_error",
+            message: "A deferred request can only be answered with a complete body."
+        )
+        guard case .bytes(let bytes) = response.body else { return .NO }
+        body = bytes
+    }
+    return queueComplete(
+        connection,
+        status: response.status,
+        headers: response.headers,
+        body: body,
+        compressIfAccepted: response.compressIfAccepted,
+        acceptsGzip: acceptEncoding.map(AcceptEncoding.allowsGzip) ?? false,
+        context: context
+    )
+}
+
+/// Queues a complete body: gzipped when `compressIfAccepted` and the client accepts it (and the body is
+/// large enough), with `Vary: Accept-Encoding` whenever `compressIfAccepted`.
+private func queueComplete(
+    _ connection: OpaquePointer,
+    status: Int,
+    headers: [(name: String, value: String)],
+    body: [UInt8],
+    compressIfAccepted: Bool,
+    acceptsGzip: @autoclosure () -> Bool,
+    context: MHDDaemon.Context
+) -> MHD_Result {
+    var body = body
+    var headers = headers
+    if compressIfAccepted {
+        headers.append((name: "Vary", value: "Accept-Encoding"))
+        if body.count >= HTTPResponse.compressionThreshold && acceptsGzip() {
+            do {
+                body = try Gzip.compress(body)
+                headers.append((name: "Content-Encoding", value: "gzip"))
+            } catch {
+                context.log("MicroHTTP: gzip failed (\(error)); sending the body uncompressed")
+            }
+        }
+    }
+    return queueBuffer(connection, status: status, headers: headers, body: body, context: context)
 }
 
 /// How many bytes beyond `maxBodySize` are read and dropped before the 413 is sent anyway.
