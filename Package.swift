@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "SessionCore", targets: ["SessionCore"]),
         .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
         .library(name: "SessionMetrics", targets: ["SessionMetrics"]),
+        .library(name: "SessionStorage", targets: ["SessionStorage"]),
         .library(name: "SessionServer", targets: ["SessionServer"]),
         .executable(name: "sessiond", targets: ["sessiond"]),
     ],
@@ -51,22 +52,32 @@ let package = Package(
             dependencies: ["CMicroHTTPD", "CZlib"],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "SessionStorage",
+            dependencies: ["SessionCore", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .target(
             name: "SessionMetrics",
-            dependencies: ["SessionCore", .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: ["SessionCore", "SessionStorage", .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: swiftSettings,
             plugins: ["BuildInfoPlugin"]
         ),
         .target(
             name: "SessionServer",
-            dependencies: ["SessionCore", "SessionMetrics", "MicroHTTP"],
+            dependencies: ["SessionCore", "SessionMetrics", "SessionStorage", "MicroHTTP"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "sessiond",
             dependencies: [
-                "SessionCore", "SessionServer", "SessionMetrics", "MicroHTTP",
+                "SessionCore", "SessionServer", "SessionMetrics", "SessionStorage", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -83,6 +94,11 @@ let package = Package(
         .testTarget(
             name: "SessionCoreTests",
             dependencies: ["SessionCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SessionStorageTests",
+            dependencies: ["SessionStorage", "SessionCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -22,7 +22,7 @@ export TOKENS_FILE="$work/tokens"
 : > "$TOKENS_FILE"
 chmod 600 "$TOKENS_FILE" "$work/api-token"
 
-GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .build/release/sessiond --port 18480 --api-token-file "$work/api-token" \
+GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .build/release/sessiond --port 18480 --api-token-file "$work/api-token" --storage memory \
     --log-level warning &
 sessiond_pid=$!
 "$work/baseline" 18481 2 &

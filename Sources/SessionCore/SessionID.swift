@@ -19,6 +19,24 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
         w1 = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
     }
 
+    /// The 16 bytes of the id, from stored form; `nil` unless exactly 16 bytes.
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 16 else { return nil }
+        w0 = bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+        w1 = bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+    }
+
+    /// Calls `body` with the 16 bytes of the id (the bytes its text form encodes).
+    public func withUnsafeBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var words = (w0, w1)
+        let outcome = Swift.withUnsafeBytes(of: &words) { bytes -> Swift.Result<Result, Failure> in
+            do throws(Failure) { return .success(try body(bytes)) } catch { return .failure(error) }
+        }
+        return try outcome.get()
+    }
+
     /// Random id whose low byte is `shard`.
     static func generate(from pool: RandomPool, shard: Int) -> SessionID {
         var words: (UInt64, UInt64) = (0, 0)
@@ -33,7 +51,7 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
         var words = (w0, w1)
         var out = [UInt8]()
         out.reserveCapacity(22)
-        withUnsafeBytes(of: &words) { Base64URL.encode($0, into: &out) }
+        Swift.withUnsafeBytes(of: &words) { Base64URL.encode($0, into: &out) }
         return String(decoding: out, as: UTF8.self)
     }
 }

@@ -25,7 +25,7 @@ public final class SessionStore: Sendable {
 
     let clock: any SessionClock
     let shards: [SessionShard]
-    private let tokenShards: [TokenIndexShard]
+    let tokenShards: [TokenIndexShard]
     private let randomPools: [RandomPool]
     let mask: Int
     private let settings: Mutex<Configuration>
@@ -180,7 +180,7 @@ public final class SessionStore: Sendable {
         while state.idIndex.find(id.w0) != nil { id = SessionID.generate(from: pool, shard: state.shardIndex) }
         guard
             let slot = state.insert(
-                hash: hash, id: id, user: user, now: now, expiresAt: expiresAt, idleTimeout: idleTimeout, data: data
+                hash: hash, id: id, user: user, createdAt: now, expiresAt: expiresAt, idleTimeout: idleTimeout, data: data
             )
         else {
             state.retire(user: user, now: now)
@@ -255,6 +255,7 @@ public final class SessionStore: Sendable {
         if let data { try Self.checkData(data, maxBytes: configuration.maxDataBytes) }
         return try withLiveSession(token: token) { state, slot in
             state.entries[slot].data = data
+            state.journal?.record(.upsert(state.record(slot)))
             return state.snapshot(slot)
         }
     }
@@ -295,6 +296,7 @@ public final class SessionStore: Sendable {
                         return .expired(state.remove(slot, reason: deadline.reason, at: deadline.at, now: now))
                     }
                     state.entries[slot].hash = newHash
+                    state.journal?.record(.upsert(state.record(slot)))
                     return .found(state.snapshot(slot))
                 }
                 if case .found = outcome { _ = map.insert(newHash.w0, value: TokenIndexShard.pack(shard: shardIndex, slot: slot)) }

@@ -36,14 +36,44 @@ public struct SessionToken: Sendable, CustomStringConvertible, CustomDebugString
     }
 }
 
-/// SHA-256 of a token's characters: the only form in which the store keeps a token.
-struct TokenHash: Hashable, Sendable {
+/// SHA-256 of a token's characters: the only form in which the store (and its storage) keeps a token.
+///
+/// Not a secret in itself, but never logged either: `description` shows only that it is a hash.
+public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
     var w0: UInt64
     var w1: UInt64
     var w2: UInt64
     var w3: UInt64
 
     static let zero = TokenHash(w0: 0, w1: 0, w2: 0, w3: 0)
+
+    /// The 32 bytes of the digest, from stored form; `nil` unless exactly 32 bytes.
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 32 else { return nil }
+        w0 = bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+        w1 = bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        w2 = bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+        w3 = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+    }
+
+    /// SHA-256 of a token, e.g. to look a session up in storage by the token a client presents.
+    public init(of token: SessionToken) {
+        var text = token.rawValue
+        self = text.withUTF8 { TokenHash(sha256Of: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Calls `body` with the 32 bytes of the digest.
+    public func withUnsafeBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var words = (w0, w1, w2, w3)
+        let outcome = Swift.withUnsafeBytes(of: &words) { bytes -> Swift.Result<Result, Failure> in
+            do throws(Failure) { return .success(try body(bytes)) } catch { return .failure(error) }
+        }
+        return try outcome.get()
+    }
+
+    public var description: String { "TokenHash(…)" }
 
     init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
         (self.w0, self.w1, self.w2, self.w3) = (w0, w1, w2, w3)

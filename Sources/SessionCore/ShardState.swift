@@ -33,6 +33,8 @@ struct ShardState: ~Copyable {
     var bucketHeads: [UInt32: Int32] = [:]
     var dueBuckets = Heap<UInt32>()
     var seen = UsersSeenWindow()
+    /// Told about every change, under this shard's lock; `nil` when nothing persists the table.
+    var journal: (any SessionJournal)?
 
     var liveSessions = 0
     var liveUsers = 0
@@ -109,21 +111,26 @@ struct ShardState: ~Copyable {
     // MARK: Sessions
 
     /// Stores a new session and links it everywhere; `nil` when the shard is full.
+    ///
+    /// `lastSeenAt` defaults to `createdAt`; a restored session passes both and `isNew: false`, so
+    /// that it is not counted as created again.
     mutating func insert(
         hash: TokenHash,
         id: SessionID,
         user: Int32,
-        now: Int64,
+        createdAt: Int64,
+        lastSeenAt: Int64? = nil,
         expiresAt: Int64,
         idleTimeout: Int64,
-        data: [UInt8]?
+        data: [UInt8]?,
+        isNew: Bool = true
     ) -> Int32? {
         precondition(users[Int(user)].isLive, "inserting a session for a freed user record")
         var entry = SessionEntry.free
         entry.hash = hash
         entry.id = id
-        entry.createdAt = now
-        entry.lastSeenAt = now
+        entry.createdAt = createdAt
+        entry.lastSeenAt = lastSeenAt ?? createdAt
         entry.expiresAt = expiresAt
         entry.idleTimeout = idleTimeout
         entry.data = data
@@ -145,7 +152,10 @@ struct ShardState: ~Copyable {
         _ = idIndex.insert(id.w0, value: UInt32(slot))
         linkWheel(slot, bucket: bucket(for: entries[slot].deadline.at))
         liveSessions += 1
-        created += 1
+        if isNew {
+            created += 1
+            journal?.record(.upsert(record(slot)))
+        }
         return slot
     }
 
@@ -173,6 +183,7 @@ struct ShardState: ~Copyable {
         freeSlots.append(slot)
         liveSessions -= 1
         ended[reason.counterIndex] += 1
+        journal?.record(.remove(id: entry.id, reason: reason))
         return RemovedSession(event: event, hash: entry.hash, shard: shardIndex, slot: slot)
     }
 
@@ -189,16 +200,44 @@ struct ShardState: ~Copyable {
 
     /// Moves the idle deadline to `now + idle timeout`; a session following the default takes the
     /// current default.
+    ///
+    /// With a journal, the slide is recorded only when `lastSeenAt` crosses a multiple of the
+    /// journal's slide step or the idle timeout changed, so the journal's copy never lags by a step
+    /// or more.
     mutating func slide(_ slot: Int32, now: Int64, defaultIdleTimeout: Int64) {
+        let previousSeen = entries[slot].lastSeenAt
+        let previousIdle = entries[slot].idleTimeout
         // `now` was read before the lock: a concurrent slide may already have gone further.
-        entries[slot].lastSeenAt = max(entries[slot].lastSeenAt, now)
-        if entries[slot].idleTimeout < 0 { entries[slot].idleTimeout = -defaultIdleTimeout }
+        entries[slot].lastSeenAt = max(previousSeen, now)
+        if previousIdle < 0 { entries[slot].idleTimeout = -defaultIdleTimeout }
+        if let journal {
+            let entry = entries[slot]
+            let step = max(1, journal.slideStep(idleTimeout: entry.idleTimeoutMilliseconds))
+            if entry.idleTimeout != previousIdle || entry.lastSeenAt / step != previousSeen / step {
+                journal.record(.touch(id: entry.id, lastSeenAt: entry.lastSeenAt, idleTimeout: entry.idleTimeout))
+            }
+        }
         // Lazy wheel: only an earlier deadline (a shorter default) needs re-filing now.
         let due = bucket(for: entries[slot].deadline.at)
         if due < entries[slot].wheelBucket {
             unlinkWheel(slot)
             linkWheel(slot, bucket: due)
         }
+    }
+
+    /// The durable form of a live session.
+    func record(_ slot: Int32) -> SessionRecord {
+        let entry = entries[slot]
+        return SessionRecord(
+            id: entry.id,
+            tokenHash: entry.hash,
+            username: users[Int(entry.userSlot)].name,
+            createdAt: entry.createdAt,
+            lastSeenAt: entry.lastSeenAt,
+            expiresAt: entry.expiresAt,
+            idleTimeout: entry.idleTimeout,
+            data: entry.data
+        )
     }
 
     func snapshot(_ slot: Int32) -> Session {

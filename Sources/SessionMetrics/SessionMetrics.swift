@@ -44,6 +44,7 @@ public final class SessionMetrics: Sendable {
 
     private let process: ProcessGauges?
     private let last = Mutex(LastCounts())
+    private let extraRefreshes = Mutex<[@Sendable () -> Void]>([])
 
     /// Lifetime buckets, seconds (PROMETHEUS.md §5).
     public static let sessionDurationBuckets: [Double] = [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 604800]
@@ -90,36 +91,27 @@ public final class SessionMetrics: Sendable {
         self.registry = registry
         self.includeProcessMetrics = includeProcessMetrics
 
-        func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
-            let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
-            return labels.isEmpty ? registry.makeGauge(descriptor: descriptor) : registry.makeGauge(descriptor: descriptor, labels: labels)
-        }
-        func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
-            let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
-            return labels.isEmpty
-                ? registry.makeCounter(descriptor: descriptor) : registry.makeCounter(descriptor: descriptor, labels: labels)
-        }
 
-        sessionsActive = gauge("sessiond_sessions_active", "Live sessions in the table.")
-        realtimeUsers = gauge("sessiond_realtime_users", "Distinct users with at least one live session.")
+        sessionsActive = registry.catalogueGauge("sessiond_sessions_active", "Live sessions in the table.")
+        realtimeUsers = registry.catalogueGauge("sessiond_realtime_users", "Distinct users with at least one live session.")
         usersSeen = ["1m", "5m", "15m"].map {
-            gauge("sessiond_users_seen", "Distinct users that logged in, validated or refreshed within the window.", [("window", $0)])
+            registry.catalogueGauge("sessiond_users_seen", "Distinct users that logged in, validated or refreshed within the window.", [("window", $0)])
         }
-        created = counter("sessiond_sessions_created_total", "Sessions created since the process started.")
+        created = registry.catalogueCounter("sessiond_sessions_created_total", "Sessions created since the process started.")
         expired = Dictionary(
             uniqueKeysWithValues: [SessionEndReason.absoluteTimeout, .idleTimeout].map {
-                ($0, counter("sessiond_sessions_expired_total", "Sessions that reached their idle or absolute timeout.", [("reason", $0.rawValue)]))
+                ($0, registry.catalogueCounter("sessiond_sessions_expired_total", "Sessions that reached their idle or absolute timeout.", [("reason", $0.rawValue)]))
             }
         )
         ended = Dictionary(
             uniqueKeysWithValues: SessionEndReason.allCases.map {
-                ($0, counter("sessiond_sessions_ended_total", "Sessions ended since the process started, by reason.", [("reason", $0.rawValue)]))
+                ($0, registry.catalogueCounter("sessiond_sessions_ended_total", "Sessions ended since the process started, by reason.", [("reason", $0.rawValue)]))
             }
         )
         validations = ["valid", "unknown", "expired", "malformed"].map {
-            counter("sessiond_session_validations_total", "Session token validations, by result.", [("result", $0)])
+            registry.catalogueCounter("sessiond_session_validations_total", "Session token validations, by result.", [("result", $0)])
         }
-        eventsDropped = counter(
+        eventsDropped = registry.catalogueCounter(
             "sessiond_events_dropped_total", "Session events that a bounded consumer (event stream subscriber) could not take."
         )
         sessionDuration = registry.makeValueHistogram(
@@ -161,12 +153,12 @@ public final class SessionMetrics: Sendable {
 
         scrapes = Dictionary(
             uniqueKeysWithValues: [200, 500, 503].map {
-                ($0, counter("promhttp_metric_handler_requests_total", "Total number of scrapes by HTTP status code.", [("code", String($0))]))
+                ($0, registry.catalogueCounter("promhttp_metric_handler_requests_total", "Total number of scrapes by HTTP status code.", [("code", String($0))]))
             }
         )
-        scrapesInFlight = gauge("promhttp_metric_handler_requests_in_flight", "Current number of scrapes being served.")
+        scrapesInFlight = registry.catalogueGauge("promhttp_metric_handler_requests_in_flight", "Current number of scrapes being served.")
 
-        let buildInfo = gauge(
+        let buildInfo = registry.catalogueGauge(
             "sessiond_build_info",
             "A metric with a constant '1' value labeled by version, revision and swift_version from which sessiond was built.",
             [("revision", build.revision), ("swift_version", build.swiftVersion), ("version", build.version)]
@@ -239,6 +231,13 @@ public final class SessionMetrics: Sendable {
             Self.advance(eventsDropped, from: &last.dropped, to: stats.droppedEvents)
             if let status, let process { process.update(status, lastCPU: &last.cpuSeconds) }
         }
+        for refresh in extraRefreshes.withLock({ $0 }) { refresh() }
+    }
+
+    /// Runs `refresh` at every ``refresh()`` too (e.g. ``StorageMetrics/refresh()``), so that one
+    /// scrape reads every source.
+    public func addRefresh(_ refresh: @escaping @Sendable () -> Void) {
+        extraRefreshes.withLock { $0.append(refresh) }
     }
 
     private static func advance(_ counter: Counter, from last: inout Int, to now: Int) {

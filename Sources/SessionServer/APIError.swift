@@ -1,5 +1,6 @@
 import MicroHTTP
 import SessionCore
+import SessionStorage
 
 /// An error answer of the HTTP API: a status, a stable code and a message, rendered as
 /// `{"error": {"code": "...", "message": "..."}}`.
@@ -73,7 +74,19 @@ public struct APIError: Error, Hashable, Sendable {
     static let tooManySubscribers = APIError(
         status: 429, code: "too_many_subscribers", message: "the event stream has too many subscribers"
     )
-    static let notReady = APIError(status: 503, code: "not_ready", message: "sessiond is not ready yet")
+    static let notReady = APIError(
+        status: 503, code: "not_ready", message: "sessiond is not ready yet (storage is being replayed)",
+        headers: ["Retry-After": "1"]
+    )
+    /// Storage cannot write (disk full, I/O error): the write was refused, or, when it was already
+    /// applied in memory, is not confirmed durable (it is kept and written once storage recovers).
+    static func storageUnavailable(_ error: StorageError?) -> APIError {
+        APIError(
+            status: 503, code: "storage_unavailable",
+            message: "the change could not be stored durably (\(error?.code.rawValue ?? "storage closed")); retry later",
+            headers: ["Retry-After": "1"]
+        )
+    }
 
     /// The error as an HTTP response.
     var response: HTTPResponse {

@@ -1,5 +1,6 @@
 import MicroHTTP
 import SessionCore
+import SessionStorage
 import Synchronization
 
 /// The HTTP API of the session service (`/v1/...`, `/healthz`, `/readyz`), as a MicroHTTP handler.
@@ -35,6 +36,9 @@ public final class SessionAPI: HTTPHandler {
     public typealias RequestObserver = @Sendable (_ route: Route?, _ method: String, _ status: Int, _ duration: Duration) -> Void
 
     public let store: SessionStore
+    /// Durable storage of the store, when there is one: writes are refused while it cannot write,
+    /// and in `commit` durability acknowledged only after their commit.
+    public let storage: SessionStorage?
     public let events: EventBroadcaster
     private let configuration: Configuration
     private let ready = Atomic<Bool>(false)
@@ -50,11 +54,13 @@ public final class SessionAPI: HTTPHandler {
 
     public init(
         store: SessionStore,
+        storage: SessionStorage? = nil,
         configuration: Configuration = Configuration(),
         metricsHandler: (@Sendable (HTTPRequest) -> HTTPResponse)? = nil,
         observer: RequestObserver? = nil
     ) {
         self.store = store
+        self.storage = storage
         self.configuration = configuration
         self.metricsHandler = metricsHandler
         self.observer = observer
@@ -65,7 +71,8 @@ public final class SessionAPI: HTTPHandler {
         )
     }
 
-    /// Lets `/readyz` answer 200 (call once storage is replayed and the server listens).
+    /// Lets `/readyz` answer 200 and `/v1` routes work (call once storage is replayed and the server
+    /// listens); until then they answer 503 `not_ready`.
     public func markReady() { ready.store(true, ordering: .relaxed) }
 
     /// Whether `/readyz` answers 200.
@@ -74,56 +81,91 @@ public final class SessionAPI: HTTPHandler {
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
         let start = ContinuousClock.now
         let route = Route(path: request.path)
-        let response: HTTPResponse
+        let outcome: Outcome
         do {
-            response = try dispatch(request, route: route)
+            outcome = try dispatch(request, route: route)
         } catch {
-            response = error.response
+            outcome = .now(error.response)
         }
-        observer?(route, request.method, response.status, ContinuousClock.now - start)
-        return response
+        switch outcome {
+        case .now(let response):
+            observer?(route, request.method, response.status, ContinuousClock.now - start)
+            return response
+        case .afterCommit(let response):
+            guard let storage, storage.configuration.durability == .commit else {
+                observer?(route, request.method, response.status, ContinuousClock.now - start)
+                return response
+            }
+            let observer = observer
+            let method = request.method
+            return HTTPResponse(deferred: { responder in
+                storage.afterCommit { error in
+                    let answer = error.map { APIError.storageUnavailable($0).response } ?? response
+                    observer?(route, method, answer.status, ContinuousClock.now - start)
+                    responder.respond(answer)
+                }
+            })
+        }
     }
 
     // MARK: Dispatch
 
-    private func dispatch(_ request: HTTPRequest, route: Route?) throws(APIError) -> HTTPResponse {
+    /// A response to send now, or one to send once the change it acknowledges is durable.
+    private enum Outcome {
+        case now(HTTPResponse)
+        case afterCommit(HTTPResponse)
+    }
+
+    private func dispatch(_ request: HTTPRequest, route: Route?) throws(APIError) -> Outcome {
         guard let route else {
             // Unknown /v1 paths still require the token, so that probing reveals nothing.
             if request.path.hasPrefix("/v1/") || request.path == "/v1" { try authorize(request) }
             throw APIError.notFound
         }
-        if route.requiresAPIToken { try authorize(request) }
+        if route.requiresAPIToken {
+            try authorize(request)
+            // Until storage is replayed, "unknown token" would be a lie.
+            guard isReady else { throw APIError.notReady }
+        }
         // HEAD is GET without a body (libmicrohttpd drops the body).
         let method = request.method == "HEAD" && route.allowedMethods.contains("GET") ? "GET" : request.method
         guard route.allowedMethods.contains(method) else { throw APIError.methodNotAllowed(route.allowedMethods) }
 
         switch (route, method) {
-        case (.sessions, "POST"): return try createSession(request)
-        case (.sessions, "GET"): return try listSessions(request)
-        case (.sessions, "DELETE"): return try deleteAllSessions(request)
-        case (.session, "GET"): return try validateSession(request)
-        case (.session, "DELETE"): return try logout(request)
-        case (.sessionData, "GET"): return try readData(request)
-        case (.sessionData, "PUT"): return try writeData(request)
-        case (.sessionRotate, "POST"): return try rotate(request)
-        case (.sessionByID(let id), "GET"): return try sessionByID(id)
-        case (.sessionByID(let id), "DELETE"): return try revoke(id)
-        case (.users, "GET"): return try listUsers(request)
-        case (.userSessions(let username), "DELETE"): return revokeAll(username)
-        case (.config, "GET"): return configurationResponse(store.configuration)
-        case (.config, "PATCH"): return try patchConfiguration(request)
+        case (.sessions, "POST"): return .afterCommit(try writing { () throws(APIError) in try createSession(request) })
+        case (.sessions, "GET"): return .now(try listSessions(request))
+        case (.sessions, "DELETE"): return .afterCommit(try writing { () throws(APIError) in try deleteAllSessions(request) })
+        case (.session, "GET"): return .now(try validateSession(request))
+        case (.session, "DELETE"): return .afterCommit(try writing { () throws(APIError) in try logout(request) })
+        case (.sessionData, "GET"): return .now(try readData(request))
+        case (.sessionData, "PUT"): return .afterCommit(try writing { () throws(APIError) in try writeData(request) })
+        case (.sessionRotate, "POST"): return .afterCommit(try writing { () throws(APIError) in try rotate(request) })
+        case (.sessionByID(let id), "GET"): return .now(try sessionByID(id))
+        case (.sessionByID(let id), "DELETE"): return .afterCommit(try writing { () throws(APIError) in try revoke(id) })
+        case (.users, "GET"): return .now(try listUsers(request))
+        case (.userSessions(let username), "DELETE"): return .afterCommit(try writing { () throws(APIError) in revokeAll(username) })
+        case (.config, "GET"): return .now(configurationResponse(store.configuration))
+        case (.config, "PATCH"): return .now(try patchConfiguration(request))
         case (.events, "GET"):
             guard let response = events.subscribe() else { throw APIError.tooManySubscribers }
-            return response
+            return .now(response)
         case (.metrics, _):
             guard let metricsHandler else { throw APIError.notFound }
-            return metricsHandler(request)
-        case (.healthz, _): return status("ok")
+            return .now(metricsHandler(request))
+        case (.healthz, _): return .now(status("ok"))
         case (.readyz, _):
+            // Storage that cannot write does not make the instance unready: reads still work, and
+            // sessiond_storage_writable says so.
             guard isReady else { throw APIError.notReady }
-            return status("ready")
+            return .now(status("ready"))
         default: throw APIError.methodNotAllowed(route.allowedMethods)
         }
+    }
+
+    /// Runs a write, unless storage cannot write at the moment (then nothing changes: 503).
+    private func writing(_ body: () throws(APIError) -> HTTPResponse) throws(APIError) -> HTTPResponse {
+        if let storage, !storage.isWritable { throw APIError.storageUnavailable(storage.lastError) }
+        return try body()
     }
 
     private func authorize(_ request: HTTPRequest) throws(APIError) {

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SessionCore
 import SessionMetrics
 import SessionServer
+import SessionStorage
 import UnixSignals
 
 #if canImport(Glibc)
@@ -71,6 +72,19 @@ struct Sessiond: AsyncParsableCommand {
     @Option(help: "File holding the API token that /v1 routes require (Authorization: Bearer).")
     var apiTokenFile: String?
 
+    @Option(help: "Where sessions live: sqlite (durable, in --data-dir) or memory (lost on restart; tests, benchmarks).")
+    var storage = "sqlite"
+
+    @Option(help: "Directory of the SQLite storage (created if missing; locked while sessiond runs).")
+    var dataDir = "./data"
+
+    @Option(
+        help: """
+            When writes are acknowledged: commit (after the commit that holds them; nothing acknowledged is lost             on a crash) or interval (at once, committed every 100 ms; a crash can lose the last 100 ms).
+            """
+    )
+    var durability = "commit"
+
     @Option(help: "Seconds to let in-flight requests finish at shutdown.")
     var shutdownGrace: Double = 10
 
@@ -117,6 +131,24 @@ struct Sessiond: AsyncParsableCommand {
         guard maxBodyBytes >= 1024 else { throw StartupError(message: "--max-body-bytes must be at least 1024") }
         guard connectionTimeout > 0 else { throw StartupError(message: "--connection-timeout must be positive") }
 
+        guard storage == "sqlite" || storage == "memory" else {
+            throw ValidationError("invalid value for --storage: \(storage) (sqlite or memory)")
+        }
+        let durabilityMode = try parse(SessionStorage.Durability(rawValue: durability), "--durability", durability)
+        let sessionStorage: SessionStorage?
+        if storage == "sqlite" {
+            do {
+                sessionStorage = try SessionStorage(
+                    configuration: .init(dataDirectory: dataDir, durability: durabilityMode),
+                    logger: Logger(label: "sessiond.storage")
+                )
+            } catch {
+                throw StartupError(message: "storage: \(error.code.rawValue): \(error.message)")
+            }
+        } else {
+            sessionStorage = nil
+        }
+
         let store = SessionStore(configuration: storeConfiguration)
         if logger.logLevel <= .debug {
             store.events.addObserver { event in
@@ -133,9 +165,13 @@ struct Sessiond: AsyncParsableCommand {
             }
         }
         let metrics = SessionMetrics(store: store, routes: Route.catalogue)
+        if let sessionStorage {
+            metrics.addRefresh(StorageMetrics(storage: sessionStorage, registry: metrics.registry).refresh)
+        }
         let endpoint = MetricsEndpoint(metrics: metrics)
         let api = SessionAPI(
             store: store,
+            storage: sessionStorage,
             configuration: .init(apiToken: apiToken, maximumEventSubscribers: maxEventSubscribers),
             metricsHandler: metricsAddress == nil ? endpoint.handle : nil,
             observer: { route, method, status, duration in
@@ -176,12 +212,34 @@ struct Sessiond: AsyncParsableCommand {
                 throw StartupError(message: "metrics listener: \(error.message)")
             }
         }
+        var storageMetadata: Logger.Metadata = ["storage": "memory (sessions are lost on restart)"]
+        if let sessionStorage {
+            let replay: ReplayReport
+            do {
+                replay = try replayStorage(sessionStorage, into: store, port: server.port, logger: logger)
+            } catch {
+                server.shutdown(gracePeriod: .zero)
+                metricsServer?.shutdown(gracePeriod: .zero)
+                sessionStorage.close()
+                throw StartupError(message: "storage: \(error.code.rawValue): \(error.message)")
+            }
+            store.attachJournal(sessionStorage)
+            sessionStorage.start()
+            storageMetadata = [
+                "storage": "sqlite",
+                "data_dir": "\(dataDir)",
+                "durability": "\(durabilityMode.rawValue)",
+                "restored": "\(replay.restored)",
+                "expired_while_down": "\(replay.expiredCount)",
+                "replay_ms": "\(replay.duration.components.seconds * 1000 + replay.duration.components.attoseconds / 1_000_000_000_000_000)",
+                "previous_shutdown": "\(replay.previousShutdownWasClean ? "clean" : "unclean (crash or kill -9)")",
+            ]
+        }
         api.markReady()
         let stats = store.statistics()
         logger.info(
             "sessiond listening on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)",
-            metadata: [
-                "storage": "memory",
+            metadata: storageMetadata.merging([
                 "sessions": "\(stats.activeSessions)",
                 "users": "\(stats.realtimeUsers)",
                 "threads": "\(threads)",
@@ -190,7 +248,7 @@ struct Sessiond: AsyncParsableCommand {
                 "max_sessions_per_user": "\(maxSessionsPerUser.map(String.init) ?? "unlimited")",
                 "api_token": "\(apiToken == nil ? "none (loopback only)" : "required")",
                 "metrics": "\(metricsServer.map { "http://\(metricsAddress ?? ""):\($0.port)/metrics" } ?? "/metrics on the API port")",
-            ]
+            ]) { _, new in new }
         )
 
         let group = ServiceGroup(
@@ -208,9 +266,35 @@ struct Sessiond: AsyncParsableCommand {
                 logger: logger
             )
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            sessionStorage?.close()
+            throw error
+        }
+        // The HTTP server has stopped: nothing records changes any more except expiry, which has
+        // stopped too. Commit the rest and close the file.
+        sessionStorage?.close()
         let final = store.statistics()
         logger.info("sessiond stopped", metadata: ["sessions": "\(final.activeSessions)"])
+    }
+
+    /// Replays storage into the store while the server already answers `/healthz` (and `/readyz`
+    /// with 503), logging progress on large tables.
+    private func replayStorage(
+        _ storage: SessionStorage,
+        into store: SessionStore,
+        port: Int,
+        logger: Logger
+    ) throws(StorageError) -> ReplayReport {
+        logger.info("replaying storage", metadata: ["file": "\(storage.path)", "port": "\(port)"])
+        var nextReport = 250_000
+        return try storage.replay(into: store) { read in
+            if read >= nextReport {
+                logger.info("replaying storage", metadata: ["rows_read": "\(read)"])
+                nextReport += 250_000
+            }
+        }
     }
 
     private func loadAPIToken(logger: Logger) throws -> APIToken? {
@@ -272,7 +356,7 @@ struct Sessiond: AsyncParsableCommand {
         for option in [
             "host", "port", "threads", "idle-timeout", "max-lifetime", "max-sessions-per-user", "session-limit-policy",
             "max-data-bytes", "max-body-bytes", "max-header-bytes", "connection-limit", "connection-timeout", "max-event-subscribers",
-            "metrics-address", "api-token-file", "shutdown-grace", "log-level",
+            "metrics-address", "api-token-file", "storage", "data-dir", "durability", "shutdown-grace", "log-level",
         ] {
             let name = "SESSIOND_" + option.uppercased().replacing("-", with: "_")
             if let value = getenv(name) { fromEnvironment += ["--\(option)", String(cString: value)] }

@@ -1,0 +1,145 @@
+import Dispatch
+import SessionCore
+import Synchronization
+
+/// The changes recorded but not yet committed, numbered in order, and the requests waiting for
+/// their commit.
+///
+/// Request threads append (``record(_:)``) and register waiters; the writer thread takes batches
+/// and reports each batch's outcome. Change number `n` is durable once ``committed`` ≥ `n`.
+final class CommitQueue: Sendable {
+    typealias Completion = @Sendable (StorageError?) -> Void
+
+    private struct State {
+        var pending: [SessionChange] = []
+        /// Number of the last recorded change.
+        var recorded: UInt64 = 0
+        /// Every change up to this number is committed.
+        var committed: UInt64 = 0
+        var waiters: [(sequence: UInt64, completion: Completion)] = []
+        /// The writer is waiting for work and must be woken for commit-mode changes.
+        var writerIdle = false
+        var stopping = false
+        var closed = false
+        /// Set while the last commit failed.
+        var failure: StorageError?
+    }
+
+    /// A queue this long is committed without waiting for the interval.
+    static let eagerBatchSize = 65_536
+
+    private let state = Mutex(State())
+    private let wakeup = DispatchSemaphore(value: 0)
+
+    init() {}
+
+    /// Appends a change (called under a store shard lock: quick, never blocks). Only a long queue
+    /// wakes the writer; a waiting request does (``afterCommit(_:)``), and otherwise the writer
+    /// commits every interval.
+    func record(_ change: SessionChange) {
+        let wake = state.withLock { state -> Bool in
+            state.pending.append(change)
+            state.recorded += 1
+            guard state.writerIdle, state.pending.count >= Self.eagerBatchSize else { return false }
+            state.writerIdle = false
+            return true
+        }
+        if wake { wakeup.signal() }
+    }
+
+    /// Calls `completion` once every change recorded so far is committed (`nil`), or with the error
+    /// of the commit that failed to write them. Immediately when there is nothing to wait for.
+    func afterCommit(_ completion: @escaping Completion) {
+        let immediate = state.withLock { state -> StorageError?? in
+            if state.closed { return .some(StorageError(code: .closed, message: "storage is closed")) }
+            if state.committed >= state.recorded { return .some(nil) }
+            state.waiters.append((state.recorded, completion))
+            if state.writerIdle {
+                state.writerIdle = false
+                wakeup.signal()
+            }
+            return .none
+        }
+        if let immediate { completion(immediate) }
+    }
+
+    /// The error of the last failed commit, while no commit has succeeded since.
+    var failure: StorageError? { state.withLock { $0.failure } }
+
+    var pendingCount: Int { state.withLock { $0.pending.count } }
+
+    /// Writer: sleeps until `deadline`, or less when a request waits for a commit, the queue is
+    /// long, or ``stop()`` was called.
+    func waitForWork(until deadline: DispatchTime) {
+        let mustWait = state.withLock { state -> Bool in
+            let urgent = state.stopping || !state.waiters.isEmpty || state.pending.count >= Self.eagerBatchSize
+            state.writerIdle = !urgent
+            return !urgent
+        }
+        guard mustWait else { return }
+        _ = wakeup.wait(timeout: deadline)
+        state.withLock { $0.writerIdle = false }
+    }
+
+    /// Writer: sleeps until `deadline` or ``stop()`` (after a failed commit, before retrying).
+    func pause(until deadline: DispatchTime) {
+        guard !state.withLock({ $0.stopping }) else { return }
+        _ = wakeup.wait(timeout: deadline)
+    }
+
+    /// Writer: everything pending, the number of its last change, and whether to stop after it.
+    func takeBatch() -> (changes: [SessionChange], last: UInt64, stopping: Bool) {
+        state.withLock { state in
+            let batch = state.pending
+            state.pending = []
+            return (batch, state.recorded, state.stopping)
+        }
+    }
+
+    /// Writer: the batch ending at `last` is committed.
+    func committed(through last: UInt64) {
+        let ready = state.withLock { state -> [Completion] in
+            state.committed = max(state.committed, last)
+            state.failure = nil
+            let committed = state.committed
+            let ready = state.waiters.filter { $0.sequence <= committed }.map(\.completion)
+            state.waiters.removeAll { $0.sequence <= committed }
+            return ready
+        }
+        for completion in ready { completion(nil) }
+    }
+
+    /// Writer: the batch ending at `last` failed; it goes back to the front of the queue (to be
+    /// retried), and the requests waiting for it are answered with `error`.
+    func failed(_ batch: [SessionChange], through last: UInt64, error: StorageError) {
+        let failedWaiters = state.withLock { state -> [Completion] in
+            state.pending = batch + state.pending
+            state.failure = error
+            let failed = state.waiters.filter { $0.sequence <= last }.map(\.completion)
+            state.waiters.removeAll { $0.sequence <= last }
+            return failed
+        }
+        for completion in failedWaiters { completion(error) }
+    }
+
+    /// Asks the writer to commit what is pending and stop.
+    func stop() {
+        state.withLock { $0.stopping = true }
+        wakeup.signal()
+    }
+
+    /// After the writer stopped: answers every remaining waiter with `error`, refuses new ones, and
+    /// returns how many changes were never committed.
+    func close(error: StorageError) -> Int {
+        let (waiters, lost) = state.withLock { state -> ([Completion], Int) in
+            state.closed = true
+            let waiters = state.waiters.map(\.completion)
+            state.waiters = []
+            let lost = state.pending.count
+            state.pending = []
+            return (waiters, lost)
+        }
+        for completion in waiters { completion(error) }
+        return lost
+    }
+}

@@ -1,0 +1,339 @@
+import Dispatch
+import Logging
+import SessionCore
+import Synchronization
+
+/// Durable storage of a ``SessionStore`` in an SQLite file (WAL mode), written behind the store by
+/// one writer thread with group commit, so request threads never wait on the disk one write at a
+/// time.
+///
+/// ```swift
+/// let storage = try SessionStorage(configuration: .init(dataDirectory: "./data", durability: .commit))
+/// let report = try storage.replay(into: store)   // before serving: restores every live session
+/// store.attachJournal(storage)                   // from now on every change is recorded
+/// storage.start()
+/// // after a write, in commit mode, acknowledge only once it is durable:
+/// storage.afterCommit { error in respond(error == nil ? created : unavailable) }
+/// // at shutdown, after the server has stopped:
+/// storage.close()
+/// ```
+///
+/// Only SHA-256(token) is stored, never a token. Slides of the idle deadline are coalesced (see
+/// ``SessionJournal``). When a commit fails (disk full, I/O error) the batch is kept and retried
+/// every ``Configuration/retryInterval``, ``isWritable`` turns `false` (the API refuses writes with
+/// 503 while reads keep working) and turns `true` again after the next successful commit.
+public final class SessionStorage: SessionJournal, Sendable {
+    /// The database file's name in the data directory.
+    public static let fileName = "sessions.sqlite3"
+
+    public let configuration: Configuration
+    /// The database file.
+    public let path: String
+
+    private let directory: DataDirectory
+    private let table: SessionTable
+    private let queue = CommitQueue()
+    private let logger: Logger
+    private let commitObserver = Mutex<(@Sendable (CommitReport) -> Void)?>(nil)
+    private let opening: StorageSchema.Outcome
+    private let previousShutdownWasClean: Bool
+    private let counters = Mutex(StorageStatistics())
+    private let lifecycle = Mutex(Lifecycle.opened)
+    private let writerStopped = DispatchSemaphore(value: 0)
+    /// Tests: a page limit for the writer to apply before its next commit (`.some(nil)` lifts it).
+    private let requestedPageLimit = Mutex<Int64??>(nil)
+
+    private enum Lifecycle {
+        case opened
+        case running
+        case closed
+    }
+
+    /// Opens (creating if needed) the data directory and its database, locks the directory, and
+    /// migrates an older schema.
+    ///
+    /// - Parameters:
+    ///   - configuration: where and how to store.
+    ///   - logger: for opening, failures and recoveries (never a token: there is none to log).
+    /// - Throws: ``StorageError``: `data_directory_missing`, `data_directory_not_writable`,
+    ///   `data_directory_locked`, `corrupt_database`, `foreign_database`, `schema_too_new`,
+    ///   `disk_full`, `io_error`.
+    public convenience init(
+        configuration: Configuration,
+        logger: Logger = Logger(label: "sessiond.storage")
+    ) throws(StorageError) {
+        try self.init(configuration: configuration, logger: logger, schemaVersion: StorageSchema.currentVersion)
+    }
+
+    /// Opens the storage with the schema brought only to `schemaVersion` (tests build old files).
+    init(configuration: Configuration, logger: Logger, schemaVersion: Int) throws(StorageError) {
+        self.configuration = configuration
+        self.logger = logger
+        directory = try DataDirectory(path: configuration.dataDirectory)
+        path = directory.path + "/" + Self.fileName
+        let database: SQLiteDatabase
+        do throws(SQLiteError) {
+            database = try SQLiteDatabase(path: path)
+        } catch {
+            throw StorageError.sqlite(error, path: path, action: "opening the database")
+        }
+        do {
+            // The first statement reads the header: a file that is not a database fails here.
+            let mode = try Self.text(database, "PRAGMA journal_mode = WAL")
+            guard mode == "wal" else {
+                throw StorageError(code: .ioError, message: "\(path): cannot switch to WAL mode (journal mode is \(mode))")
+            }
+            try database.execute("PRAGMA synchronous = FULL")
+            try database.execute("PRAGMA journal_size_limit = 67108864")
+            try database.execute("PRAGMA cache_size = -32768")
+        } catch let error as StorageError {
+            database.close()
+            throw error
+        } catch let error as SQLiteError {
+            database.close()
+            throw StorageError.sqlite(error, path: path, action: "opening the database")
+        } catch {
+            database.close()
+            throw StorageError(code: .ioError, message: "opening \(path): \(error)")
+        }
+        do {
+            opening = try StorageSchema.prepare(database, path: path, upTo: schemaVersion)
+        } catch {
+            database.close()
+            throw error
+        }
+        do throws(SQLiteError) {
+            table = try SessionTable(database: database)
+            if schemaVersion >= 2 {
+                let marker = try table.meta("clean_shutdown")
+                previousShutdownWasClean = opening.createdFile || marker != "0"
+                try table.setMeta("clean_shutdown", "0")
+            } else {
+                previousShutdownWasClean = true
+            }
+        } catch {
+            database.close()
+            throw StorageError.sqlite(error, path: path, action: "opening the database")
+        }
+        logger.info(
+            "storage opened",
+            metadata: [
+                "file": "\(path)", "durability": "\(configuration.durability.rawValue)",
+                "created": "\(opening.createdFile)",
+                "migrated_from_schema": "\(opening.migratedFrom.map(String.init) ?? "none")",
+            ]
+        )
+    }
+
+    private static func text(_ database: SQLiteDatabase, _ sql: String) throws(SQLiteError) -> String {
+        let statement = try database.prepare(sql)
+        defer { statement.finalize() }
+        return try statement.step() ? statement.text(0) : ""
+    }
+
+    // MARK: Replay
+
+    /// Reads every stored session back into `store` (call once, before ``start()`` and before
+    /// serving): live ones are restored with their remaining deadlines, those whose deadline passed
+    /// while the service was down are ended (counted once, by reason) and deleted from the file.
+    ///
+    /// - Parameters:
+    ///   - store: an empty store without a journal.
+    ///   - batchSize: rows per restore call.
+    ///   - progress: called with the number of rows read so far, every `batchSize` rows.
+    public func replay(
+        into store: SessionStore,
+        batchSize: Int = 8192,
+        progress: ((Int) -> Void)? = nil
+    ) throws(StorageError) -> ReplayReport {
+        let start = ContinuousClock.now
+        var restore = SessionStore.RestoreReport()
+        var read = 0
+        let undecodable = try table.readAll(batchSize: max(1, batchSize)) { records in
+            restore.merge(store.restore(records))
+            read += records.count
+            progress?(read)
+        }
+        do {
+            try table.delete(restore.expiredIDs)
+        } catch {
+            throw StorageError.sqlite(error, path: path, action: "deleting expired sessions after replay")
+        }
+        var report = ReplayReport()
+        report.restored = restore.restored
+        report.expired = restore.expired
+        report.skipped = restore.skipped + undecodable
+        report.duration = ContinuousClock.now - start
+        report.previousShutdownWasClean = previousShutdownWasClean
+        report.migratedFromVersion = opening.migratedFrom
+        report.createdFile = opening.createdFile
+        counters.withLock { $0.replay = report }
+        if report.skipped > 0 {
+            logger.warning("replay skipped rows it could not restore", metadata: ["skipped": "\(report.skipped)"])
+        }
+        return report
+    }
+
+    // MARK: Writing
+
+    /// Starts the writer thread. Attach the storage to the store (``SessionStore/attachJournal(_:)``)
+    /// first, after ``replay(into:batchSize:progress:)``.
+    public func start() {
+        let shouldStart = lifecycle.withLock { state -> Bool in
+            guard case .opened = state else { return false }
+            state = .running
+            return true
+        }
+        guard shouldStart else { return }
+        DispatchQueue(label: "sessiond.storage.writer").async { [self] in
+            runWriter()
+            writerStopped.signal()
+        }
+    }
+
+    /// ``SessionJournal``: queues the change for the next commit.
+    public func record(_ change: SessionChange) { queue.record(change) }
+
+    /// ``SessionJournal``: a slide is written when `lastSeenAt` crosses a multiple of
+    /// idleTimeout / ``Configuration/slideStepDivisor`` (at least one second).
+    public func slideStep(idleTimeout: Int64) -> Int64 { max(1000, idleTimeout / configuration.slideStepDivisor) }
+
+    /// Calls `completion` on the writer thread once every change recorded so far is committed
+    /// (`nil`), or with the error of the commit that could not write them (their changes stay queued
+    /// and are retried). Calls it at once when nothing is pending.
+    public func afterCommit(_ completion: @escaping @Sendable (StorageError?) -> Void) {
+        queue.afterCommit(completion)
+    }
+
+    /// `false` while the last commit failed; writes should be refused until it turns `true`.
+    public var isWritable: Bool { queue.failure == nil && lifecycle.withLock { if case .closed = $0 { false } else { true } } }
+
+    /// The error of the last failed commit, while no commit has succeeded since.
+    public var lastError: StorageError? { queue.failure }
+
+    /// Calls `observer` on the writer thread after every commit attempt (for histograms); replaces
+    /// an observer set before.
+    public func observeCommits(_ observer: @escaping @Sendable (CommitReport) -> Void) {
+        commitObserver.withLock { $0 = observer }
+    }
+
+    /// Exact counts for metrics.
+    public func statistics() -> StorageStatistics {
+        var statistics = counters.withLock { $0 }
+        statistics.pendingChanges = queue.pendingCount
+        statistics.isWritable = isWritable
+        statistics.fileBytes = directory.fileSize(Self.fileName) + directory.fileSize(Self.fileName + "-wal")
+        return statistics
+    }
+
+    /// Commits what is pending, stops the writer, marks the file as cleanly shut down and closes it.
+    /// Call after the HTTP server stopped. Idempotent.
+    public func close() { close(markingClean: true) }
+
+    /// Tests: stops like a crash would leave the file (no clean-shutdown mark).
+    func simulateCrashForTesting() { close(markingClean: false) }
+
+    /// Tests: lets the file grow by only `extraPages` more pages (`nil`: no limit), so that commits
+    /// fail with SQLITE_FULL exactly as on a full disk.
+    func limitFileForTesting(extraPages: Int64?) { requestedPageLimit.withLock { $0 = .some(extraPages) } }
+
+    private func close(markingClean: Bool) {
+        let wasRunning = lifecycle.withLock { state -> Bool? in
+            switch state {
+            case .closed: return nil
+            case .opened:
+                state = .closed
+                return false
+            case .running:
+                state = .closed
+                return true
+            }
+        }
+        guard let wasRunning else { return }
+        if wasRunning {
+            queue.stop()
+            writerStopped.wait()
+        }
+        let lost = queue.close(error: StorageError(code: .closed, message: "storage is closed"))
+        if lost > 0 {
+            logger.error("storage closed with uncommitted changes", metadata: ["lost_changes": "\(lost)"])
+        } else if markingClean {
+            try? table.setMeta("clean_shutdown", "1")
+        }
+        table.close()
+        directory.release()
+        logger.info("storage closed", metadata: ["file": "\(path)"])
+    }
+
+    private func runWriter() {
+        let interval = configuration.commitInterval
+        let intervalNanoseconds = UInt64(interval.components.seconds) * 1_000_000_000
+            + UInt64(interval.components.attoseconds / 1_000_000_000)
+        let retry = configuration.retryInterval
+        let retryNanoseconds = UInt64(retry.components.seconds) * 1_000_000_000 + UInt64(retry.components.attoseconds / 1_000_000_000)
+        var lastCommit = DispatchTime.now()
+        var lastVacuum = ContinuousClock.now
+        var failingSince: ContinuousClock.Instant?
+        var failuresAtStop = 0
+        while true {
+            queue.waitForWork(until: lastCommit + .nanoseconds(Int(intervalNanoseconds)))
+            let (batch, last, stopping) = queue.takeBatch()
+            lastCommit = DispatchTime.now()
+            if batch.isEmpty {
+                if stopping { return }
+                continue
+            }
+            if let limit = requestedPageLimit.withLock({ value -> Int64?? in defer { value = nil }; return value }) {
+                let pages = (try? table.database.integer("PRAGMA page_count")) ?? 0
+                _ = try? table.database.integer("PRAGMA max_page_count = \(limit.map { pages + $0 } ?? 4_294_967_294)")
+            }
+            let start = ContinuousClock.now
+            do {
+                let writes = try table.apply(batch[...])
+                let duration = ContinuousClock.now - start
+                counters.withLock { statistics in
+                    statistics.upserts += writes.upserts
+                    statistics.touches += writes.touches
+                    statistics.removes += writes.removes
+                    statistics.commits += 1
+                }
+                queue.committed(through: last)
+                commitObserver.withLock { $0 }?(CommitReport(changes: batch.count, duration: duration, error: nil))
+                if let since = failingSince {
+                    logger.notice(
+                        "storage is writable again",
+                        metadata: ["after_seconds": "\((ContinuousClock.now - since).components.seconds)"]
+                    )
+                    failingSince = nil
+                }
+                if ContinuousClock.now - lastVacuum > .seconds(60) {
+                    lastVacuum = ContinuousClock.now
+                    do {
+                        try table.vacuumIfMostlyFree()
+                    } catch {
+                        logger.warning("incremental vacuum failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            } catch {
+                let storageError = StorageError.sqlite(error, path: path, action: "commit")
+                counters.withLock { $0.errors[storageError.code, default: 0] += 1 }
+                queue.failed(batch, through: last, error: storageError)
+                commitObserver.withLock { $0 }?(
+                    CommitReport(changes: batch.count, duration: ContinuousClock.now - start, error: storageError.code)
+                )
+                if failingSince == nil {
+                    failingSince = ContinuousClock.now
+                    logger.error(
+                        "storage commit failed; writes are refused until it recovers",
+                        metadata: ["error": "\(storageError)", "pending_changes": "\(batch.count)"]
+                    )
+                }
+                if stopping {
+                    failuresAtStop += 1
+                    if failuresAtStop >= 3 { return }
+                }
+                queue.pause(until: DispatchTime.now() + .nanoseconds(Int(retryNanoseconds)))
+            }
+        }
+    }
+}

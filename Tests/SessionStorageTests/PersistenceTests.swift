@@ -1,0 +1,229 @@
+import SessionCore
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import SessionStorage
+
+@Suite("SessionStorage persistence")
+struct PersistenceTests {
+    @Test("sessions, data, rotation and logout survive a restart exactly")
+    func roundTrip() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let clock = ManualSessionClock()
+        let first = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        #expect(first.replay.createdFile)
+        let ada = try first.store.create(username: "ada", data: Array(#"{"cart":[1,2]}"#.utf8))
+        let bob = try first.store.create(username: "bob", idleTimeout: .seconds(50), maxLifetime: .seconds(500))
+        let eve = try first.store.create(username: "eve")
+        let rotated = try first.store.rotate(token: ada.token.rawValue)
+        try first.store.setData(token: rotated.token.rawValue, data: Array(#"{"cart":[3]}"#.utf8))
+        try first.store.logout(token: eve.token.rawValue)
+        #expect(await first.commit() == nil)
+        let before = try first.store.details(token: rotated.token.rawValue)
+        first.close()
+
+        let second = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        defer { second.close() }
+        #expect(second.replay.restored == 2)
+        #expect(second.replay.expiredCount == 0)
+        #expect(second.replay.previousShutdownWasClean)
+        #expect(!second.replay.createdFile)
+        #expect(second.store.validate(token: ada.token.rawValue, refresh: false) == .unknown)
+        #expect(second.store.validate(token: eve.token.rawValue, refresh: false) == .unknown)
+        let restored = try second.store.details(token: rotated.token.rawValue)
+        #expect(restored == before)
+        #expect(restored.data == Array(#"{"cart":[3]}"#.utf8))
+        let bobAgain = try second.store.details(token: bob.token.rawValue)
+        #expect(bobAgain.idleTimeout == .seconds(50))
+        #expect(bobAgain.expiresAt == bob.session.expiresAt)
+        #expect(second.store.statistics().created == 0, "restored sessions are not counted as created again")
+        #expect(second.store.invariantViolations().isEmpty)
+    }
+
+    @Test("sessions whose deadline passed while down are ended once, by reason, and deleted")
+    func expiredWhileDown() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let clock = ManualSessionClock()
+        let first = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        let idle = try first.store.create(username: "idle", idleTimeout: .seconds(10))
+        let absolute = try first.store.create(username: "absolute", idleTimeout: .seconds(500), maxLifetime: .seconds(20))
+        let alive = try first.store.create(username: "alive", idleTimeout: .seconds(500), maxLifetime: .seconds(900))
+        #expect(await first.commit() == nil)
+        first.close()
+
+        clock.advance(by: .seconds(30))
+        let second = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        #expect(second.replay.restored == 1)
+        #expect(second.replay.expired == [.idleTimeout: 1, .absoluteTimeout: 1])
+        let ended = second.events.all.compactMap { event -> String? in
+            guard case .ended(let reason) = event.kind else { return nil }
+            return "\(event.username):\(reason.rawValue)"
+        }
+        #expect(Set(ended) == ["idle:idle_timeout", "absolute:absolute_timeout"])
+        #expect(second.store.statistics().ended[.idleTimeout] == 1)
+        #expect(second.store.statistics().ended[.absoluteTimeout] == 1)
+        #expect(second.store.validate(token: idle.token.rawValue) == .unknown)
+        #expect(second.store.validate(token: absolute.token.rawValue) == .unknown)
+        #expect(second.store.validate(token: alive.token.rawValue).session != nil)
+        second.close()
+
+        let third = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        defer { third.close() }
+        #expect(third.replay.expiredCount == 0, "expired rows were deleted, so they are not counted twice")
+        #expect(third.replay.restored == 1)
+    }
+
+    @Test("slides are coalesced, and a restored session expires early by less than one step, never late")
+    func slideCoalescing() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let clock = ManualSessionClock()
+        let first = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        let created = try first.store.create(username: "ada", idleTimeout: .seconds(100), maxLifetime: .seconds(10_000))
+        #expect(await first.commit() == nil)
+        let touchesBefore = first.storage.statistics().touches
+        // 100 validations 1 s apart: the step is 10 s, so about 10 touches, not 100.
+        for _ in 0..<100 {
+            clock.advance(by: .seconds(1))
+            #expect(first.store.validate(token: created.token.rawValue).session != nil)
+        }
+        #expect(await first.commit() == nil)
+        let touches = first.storage.statistics().touches - touchesBefore
+        #expect(touches >= 9 && touches <= 11, "touches: \(touches)")
+        let live = try first.store.details(token: created.token.rawValue)
+        // Crash-like stop: skip the final flush of anything not yet committed (nothing is pending).
+        first.close()
+
+        let second = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        defer { second.close() }
+        let restored = try second.store.details(token: created.token.rawValue)
+        let lag = live.idleExpiresAt.millisecondsSinceEpoch - restored.idleExpiresAt.millisecondsSinceEpoch
+        #expect(lag >= 0, "a restored session must never expire later than the live one")
+        #expect(lag < 10_000, "lag \(lag) ms is at most one step (a tenth of the idle timeout)")
+        #expect(restored.expiresAt == live.expiresAt)
+    }
+
+    @Test("revocations, evictions and delete-all reach the file")
+    func removals() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let clock = ManualSessionClock()
+        let first = try StoredHarness(
+            directory: directory.dataDirectory, clock: clock,
+            configuration: .init(idleTimeout: .seconds(100), maxLifetime: .seconds(1000), maxSessionsPerUser: 2)
+        )
+        let a1 = try first.store.create(username: "a")
+        let a2 = try first.store.create(username: "a")
+        let a3 = try first.store.create(username: "a")  // evicts a1
+        let b = try first.store.create(username: "b")
+        let c = try first.store.create(username: "c")
+        _ = first.store.revoke(id: b.session.id)
+        _ = first.store.revokeAll(username: "c")
+        #expect(await first.commit() == nil)
+        first.close()
+
+        let second = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        #expect(second.replay.restored == 2)
+        #expect(second.store.validate(token: a1.token.rawValue) == .unknown)
+        #expect(second.store.validate(token: a2.token.rawValue).session != nil)
+        #expect(second.store.validate(token: a3.token.rawValue).session != nil)
+        #expect(second.store.validate(token: b.token.rawValue) == .unknown)
+        #expect(second.store.validate(token: c.token.rawValue) == .unknown)
+        #expect(second.store.deleteAll() == 2)
+        #expect(await second.commit() == nil)
+        second.close()
+
+        let third = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        defer { third.close() }
+        #expect(third.replay.restored == 0)
+    }
+
+    @Test("afterCommit waits for the commit; interval mode commits within its interval")
+    func commitWaiting() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let harness = try StoredHarness(directory: directory.dataDirectory, durability: .interval)
+        defer { harness.close() }
+        let commitsBefore = harness.storage.statistics().commits
+        _ = try harness.store.create(username: "ada")
+        #expect(harness.storage.statistics().pendingChanges == 1)
+        // No waiter: the interval (20 ms in the harness) alone must bring it to disk.
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(5)
+        while harness.storage.statistics().pendingChanges > 0 || harness.storage.statistics().commits == commitsBefore {
+            #expect(clock.now < deadline, "interval mode did not commit within 5 s")
+            if clock.now >= deadline { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(harness.storage.statistics().upserts == 1)
+        #expect(await harness.commit() == nil)
+    }
+
+    @Test("only SHA-256 of the token is stored, never the token")
+    func noTokenInFile() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let harness = try StoredHarness(directory: directory.dataDirectory)
+        let created = try harness.store.create(username: "ada")
+        #expect(await harness.commit() == nil)
+        harness.close()
+        let bytes = try #require(readAll(directory.dataDirectory + "/" + SessionStorage.fileName))
+            + (readAll(directory.dataDirectory + "/" + SessionStorage.fileName + "-wal") ?? [])
+        let token = Array(created.token.rawValue.utf8)
+        let secret = Array(token.dropFirst(4).prefix(20))
+        #expect(!contains(bytes, secret), "the token appears in the database file")
+        let hash = TokenHash(of: created.token).withUnsafeBytes { Array($0) }
+        #expect(contains(bytes, hash), "the token hash is stored")
+    }
+
+    @Test("the file does not grow without bound under churn")
+    func boundedFile() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let harness = try StoredHarness(directory: directory.dataDirectory)
+        defer { harness.close() }
+        let data = Array(#"{"padding":"\#(String(repeating: "x", count: 400))"}"#.utf8)
+        var sizes: [Int64] = []
+        for _ in 0..<6 {
+            var tokens: [String] = []
+            for index in 0..<3000 {
+                tokens.append(try harness.store.create(username: "u\(index % 300)", data: data).token.rawValue)
+            }
+            #expect(await harness.commit() == nil)
+            for token in tokens { try harness.store.logout(token: token) }
+            #expect(await harness.commit() == nil)
+            sizes.append(harness.storage.statistics().fileBytes)
+        }
+        // Freed pages are reused: later rounds must not keep growing the file.
+        #expect(sizes[5] <= sizes[1] + sizes[1] / 4, "file sizes per round: \(sizes)")
+    }
+
+    private func readAll(_ path: String) -> [UInt8]? {
+        guard let file = fopen(path, "rb") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return bytes
+    }
+
+    private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= haystack.count, let first = needle.first else { return false }
+        var index = 0
+        while index <= haystack.count - needle.count {
+            if haystack[index] == first, Array(haystack[index..<index + needle.count]) == needle { return true }
+            index += 1
+        }
+        return false
+    }
+}
