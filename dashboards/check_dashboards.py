@@ -73,6 +73,20 @@ CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "process_threads": ("gauge", {}),
     "promhttp_metric_handler_requests_total": ("counter", {"code": None}),
     "promhttp_metric_handler_requests_in_flight": ("gauge", {}),
+    # Durable storage (README "Metrics"): exported with --storage sqlite (the default), absent with
+    # --storage memory; live_check.sh runs sqlite, so --scrape expects every one of them.
+    "sessiond_storage_writes_total": ("counter", {"kind": {"upsert", "touch", "remove"}}),
+    "sessiond_storage_commits_total": ("counter", {}),
+    "sessiond_storage_errors_total": ("counter", {"error": {"disk_full", "io_error", "corrupt_database", "data_directory_not_writable"}}),
+    "sessiond_storage_commit_batch_size": ("histogram", {}),
+    "sessiond_storage_commit_duration_seconds": ("histogram", {}),
+    "sessiond_storage_pending_changes": ("gauge", {}),
+    "sessiond_storage_writable": ("gauge", {}),
+    "sessiond_storage_file_bytes": ("gauge", {}),
+    "sessiond_storage_replay_duration_seconds": ("gauge", {}),
+    "sessiond_storage_replayed_sessions": ("gauge", {"outcome": {"restored", "expired", "skipped"}}),
+    # one value per process (commit or interval): not enumerated, or --scrape would want both
+    "sessiond_storage_info": ("gauge", {"durability": None}),
 }
 # Series that Prometheus itself writes for every target (not in a scrape; checked live only).
 SYNTHETIC = {"up": ("gauge", {}), "scrape_duration_seconds": ("gauge", {}),

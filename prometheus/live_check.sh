@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Live monitoring check (shared/PROMETHEUS.md §7.4 item 3), loopback only, ~2 minutes:
 #   1. starts sessiond ($SESSIOND_BIN, default .build/debug/sessiond) on a free 127.0.0.1 port with
-#      --idle-timeout 2, and checks a real scrape with `promtool check metrics`;
+#      --idle-timeout 2 and SQLite storage in a fresh temporary --data-dir (--durability commit),
+#      and checks a real scrape with `promtool check metrics`;
 #   2. starts Prometheus 2.42 on a free 127.0.0.1 port with a temp TSDB and a temp config that
 #      scrapes it every 1 s and loads the real rules (prometheus/rules/*.yml, evaluated every 1 s);
 #   3. runs prometheus/load.py (50 users: logins, validations with good, unknown, replayed and
 #      malformed tokens, logouts, revocations, idle and absolute expiry; ~75 s);
-#   4. checks that Prometheus saw exactly what the load caused (load.py verify) and that every
-#      rule evaluates without error;
+#   4. checks that Prometheus saw exactly what the load caused (load.py verify: sessions, requests,
+#      validations, and the storage rows, commits and batches it wrote) and that every rule
+#      evaluates without error;
 #   5. runs dashboards/check_dashboards.py --live (every dashboard and rule expr, non-empty) and
 #      --scrape (every catalogue and used metric name is in the real scrape);
 #   6. with --render: draws dashboards/sessiond-overview.png from the run (dashboards/render.py,
@@ -90,9 +92,12 @@ EOF
 api="http://127.0.0.1:$sessiond_port"
 prom="http://127.0.0.1:$prometheus_port"
 
-"$tmp/sessiond" --host 127.0.0.1 --port "$sessiond_port" --idle-timeout 2 >"$tmp/sessiond.log" 2>&1 &
+# SQLite storage (the default) in the temporary directory, never ./data in the repository; commit
+# durability (the default, spelled out: load.py verify relies on writes being answered after their commit).
+"$tmp/sessiond" --host 127.0.0.1 --port "$sessiond_port" --idle-timeout 2 --data-dir "$tmp/data" \
+    --storage sqlite --durability commit >"$tmp/sessiond.log" 2>&1 &
 sessiond_pid=$!
-wait_http "$api/healthz" 20 || { cat "$tmp/sessiond.log"; die "sessiond did not start on $api"; }
+wait_http "$api/readyz" 20 || { cat "$tmp/sessiond.log"; die "sessiond did not start on $api"; }
 echo "sessiond pid $sessiond_pid on $api"
 
 cat >"$tmp/prometheus.yml" <<EOF
@@ -128,7 +133,7 @@ step "load ($LOAD_DURATION s)" "$PYTHON" prometheus/load.py run --url "$api" --d
 
 sleep 2   # one more scrape and rule evaluation
 step "Prometheus saw exactly what the load caused" "$PYTHON" prometheus/load.py verify \
-    --prometheus "$prom" --summary "$tmp/summary.json"
+    --prometheus "$prom" --summary "$tmp/summary.json" --storage sqlite
 
 check_rule_health() {
     local rules

@@ -4,7 +4,7 @@ loopback through a scripted day in ~75 s, counts what it caused from the respons
 checks that Prometheus saw exactly that.
 
   load.py run    --url http://127.0.0.1:PORT [--duration 75] [--users 50] --summary FILE
-  load.py verify --prometheus http://127.0.0.1:PORT --summary FILE [--job sessiond]
+  load.py verify --prometheus http://127.0.0.1:PORT --summary FILE [--job sessiond] [--storage sqlite|memory]
 
 Phases of `run` (fractions of --duration):
   0.00-0.25 ramp-up     users log in one after another; live sessions are validated (which slides
@@ -19,7 +19,12 @@ Session kinds: "short" (server default idle timeout, 2 s under live_check.sh), "
 (maxLifetime 3 s: ends by absolute timeout).
 
 Every count comes from the server's answers (201/204/200/401 + error code), so the
-verification is exact even where the client races the reaper. Standard library only.
+verification is exact even where the client races the reaper. With SQLite storage (the default,
+sessiond started with a fresh --data-dir and --durability commit) `verify` also checks the storage
+metrics: one upsert row per login (the load writes no data and rotates nothing), one remove row per
+ended session, a batch-size and a latency observation per commit whose sizes add up to the rows
+written, at least one commit per acknowledged write (the client is sequential, so in commit mode no
+two of its writes share a commit), nothing pending, no errors, an empty replay. Standard library only.
 """
 from __future__ import annotations
 
@@ -298,6 +303,29 @@ def cmd_verify(a):
         ("build info present", f"count(sessiond_build_info{{{sel}}})", 1),
         ("realtime users recording rule = raw sum", f"sum(job:sessiond_realtime_users:sum{{{sel}}})", s["realtime_users_at_end"]),
     ]
+    if a.storage == "sqlite":
+        acknowledged_writes = s["created"] + s["logout"] + s["revoked"]
+        checks += [
+            ("storage: durability is commit", f'count(sessiond_storage_info{{{sel}, durability="commit"}})', 1),
+            ("storage: upsert rows = logins (no data or rotate in the load)", f'sum(sessiond_storage_writes_total{{{sel}, kind="upsert"}})', s["created"]),
+            ("storage: remove rows = sessions ended", f'sum(sessiond_storage_writes_total{{{sel}, kind="remove"}})', s["created"] - s["live_sessions_at_end"]),
+            ("storage: idle-deadline slides written (touch)", f'sum(sessiond_storage_writes_total{{{sel}, kind="touch"}}) > bool 0', 1),
+            ("storage: changes in committed batches = rows written",
+             f"sum(sessiond_storage_commit_batch_size_sum{{{sel}}}) - sum(sessiond_storage_writes_total{{{sel}}})", 0),
+            ("storage: one batch-size observation per commit",
+             f"sum(sessiond_storage_commit_batch_size_count{{{sel}}}) - sum(sessiond_storage_commits_total{{{sel}}})", 0),
+            ("storage: one latency observation per commit",
+             f"sum(sessiond_storage_commit_duration_seconds_count{{{sel}}}) - sum(sessiond_storage_commits_total{{{sel}}})", 0),
+            (f"storage: commits >= acknowledged writes ({acknowledged_writes}, commit mode, sequential client)",
+             f"sum(sessiond_storage_commits_total{{{sel}}}) >= bool {acknowledged_writes}", 1),
+            ("storage: no failed commit", f"sum(sessiond_storage_errors_total{{{sel}}})", 0),
+            ("storage: writable", f"min(sessiond_storage_writable{{{sel}}})", 1),
+            ("storage: nothing pending at the end", f"sum(sessiond_storage_pending_changes{{{sel}}})", 0),
+            ("storage: the file exists", f"sum(sessiond_storage_file_bytes{{{sel}}}) > bool 0", 1),
+            ("storage: empty replay at start (fresh data dir)", f"sum(sessiond_storage_replayed_sessions{{{sel}}})", 0),
+            ("storage: commits recording rule saw the load",
+             f"max(max_over_time(instance:sessiond_storage_commits:rate5m{{{sel}}}[10m])) > bool 0", 1),
+        ]
     failed = 0
     if s["other"]:
         print(f"FAIL unexpected answers during the load: {s['other']}")
@@ -342,6 +370,8 @@ def main(argv=None):
     v.add_argument("--prometheus", required=True)
     v.add_argument("--summary", required=True)
     v.add_argument("--job", default="sessiond")
+    v.add_argument("--storage", choices=("sqlite", "memory"), default="sqlite",
+                   help="sessiond's --storage: sqlite (with a fresh --data-dir, --durability commit) adds the storage checks")
     v.add_argument("--wait", type=float, default=15.0, help="seconds to wait for Prometheus to catch up")
     a = ap.parse_args(argv)
     return cmd_run(a) if a.cmd == "run" else cmd_verify(a)

@@ -24,9 +24,9 @@ db.execute("PRAGMA journal_mode = WAL")
 db.executescript(
     """
     CREATE TABLE sessions (
-        id BLOB PRIMARY KEY NOT NULL, token_hash BLOB NOT NULL, username TEXT NOT NULL,
+        id BLOB NOT NULL, token_hash BLOB NOT NULL, username TEXT NOT NULL,
         created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-        idle_timeout INTEGER NOT NULL, data BLOB
+        idle_timeout INTEGER NOT NULL, data BLOB, PRIMARY KEY (created_at, id)
     ) WITHOUT ROWID;
     CREATE TABLE storage_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
     INSERT INTO storage_meta VALUES ('created_by', 'make_db.py'), ('clean_shutdown', '1');
@@ -36,8 +36,9 @@ db.executescript(
 now = int(time.time() * 1000)
 batch = []
 for index in range(count):
+    created = now - count + index  # one per millisecond, as if created over the last count ms
     batch.append((os.urandom(16), os.urandom(32), f"user-{index % users}@example.com",
-                  now, now, now + 86_400_000, -86_400_000, None))
+                  created, created, created + 86_400_000, -86_400_000, None))
     if len(batch) == 50_000:
         db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?)", batch)
         batch = []

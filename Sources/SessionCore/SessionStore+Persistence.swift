@@ -8,8 +8,8 @@ extension SessionStore {
         /// Sessions whose deadline had passed, by reason; they were ended (with `ended` events and
         /// counters), not restored.
         public var expired: [SessionEndReason: Int] = [:]
-        /// Ids of the expired sessions, so that storage can delete them.
-        public var expiredIDs: [SessionID] = []
+        /// The expired sessions, so that storage can delete them.
+        public var expiredRecords: [SessionRecord] = []
         /// Records skipped because their id or token index key is already taken, their username is
         /// invalid, or the table is full.
         public var skipped = 0
@@ -20,7 +20,7 @@ extension SessionStore {
         public mutating func merge(_ other: RestoreReport) {
             restored += other.restored
             for (reason, count) in other.expired { expired[reason, default: 0] += count }
-            expiredIDs += other.expiredIDs
+            expiredRecords += other.expiredRecords
             skipped += other.skipped
         }
     }
@@ -59,7 +59,7 @@ extension SessionStore {
             if deadline.at <= now {
                 shard.state.withLock { $0.ended[deadline.reason.counterIndex] += 1 }
                 report.expired[deadline.reason, default: 0] += 1
-                report.expiredIDs.append(record.id)
+                report.expiredRecords.append(record)
                 events.append(
                     SessionEvent(
                         kind: .ended(deadline.reason),

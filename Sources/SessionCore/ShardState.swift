@@ -183,7 +183,7 @@ struct ShardState: ~Copyable {
         freeSlots.append(slot)
         liveSessions -= 1
         ended[reason.counterIndex] += 1
-        journal?.record(.remove(id: entry.id, reason: reason))
+        journal?.record(.remove(id: entry.id, createdAt: entry.createdAt, reason: reason))
         return RemovedSession(event: event, hash: entry.hash, shard: shardIndex, slot: slot)
     }
 
@@ -214,7 +214,9 @@ struct ShardState: ~Copyable {
             let entry = entries[slot]
             let step = max(1, journal.slideStep(idleTimeout: entry.idleTimeoutMilliseconds))
             if entry.idleTimeout != previousIdle || entry.lastSeenAt / step != previousSeen / step {
-                journal.record(.touch(id: entry.id, lastSeenAt: entry.lastSeenAt, idleTimeout: entry.idleTimeout))
+                journal.record(
+                    .touch(id: entry.id, createdAt: entry.createdAt, lastSeenAt: entry.lastSeenAt, idleTimeout: entry.idleTimeout)
+                )
             }
         }
         // Lazy wheel: only an earlier deadline (a shorter default) needs re-filing now.

@@ -37,7 +37,7 @@ public final class SessionAPI: HTTPHandler {
 
     public let store: SessionStore
     /// Durable storage of the store, when there is one: writes are refused while it cannot write,
-    /// and in `commit` durability acknowledged only after their commit.
+    /// and in `commit` and `fsync` durability acknowledged only after their commit.
     public let storage: SessionStorage?
     public let events: EventBroadcaster
     private let configuration: Configuration
@@ -92,7 +92,7 @@ public final class SessionAPI: HTTPHandler {
             observer?(route, request.method, response.status, ContinuousClock.now - start)
             return response
         case .afterCommit(let response):
-            guard let storage, storage.configuration.durability == .commit else {
+            guard let storage, storage.configuration.durability.acknowledgesAfterCommit else {
                 observer?(route, request.method, response.status, ContinuousClock.now - start)
                 return response
             }

@@ -34,7 +34,12 @@ public final class SessionStorage: SessionJournal, Sendable {
     private let table: SessionTable
     private let queue = CommitQueue()
     private let logger: Logger
-    private let commitObserver = Mutex<(@Sendable (CommitReport) -> Void)?>(nil)
+    /// A bare optional closure in a `Mutex` gets re-wrapped in a reabstraction thunk at every
+    /// `withLock { $0 }` (a chain that grows with each commit); a struct around it does not.
+    private struct CommitObserver {
+        let call: @Sendable (CommitReport) -> Void
+    }
+    private let commitObserver = Mutex<CommitObserver?>(nil)
     private let opening: StorageSchema.Outcome
     private let previousShutdownWasClean: Bool
     private let counters = Mutex(StorageStatistics())
@@ -78,14 +83,21 @@ public final class SessionStorage: SessionJournal, Sendable {
             throw StorageError.sqlite(error, path: path, action: "opening the database")
         }
         do {
-            // The first statement reads the header: a file that is not a database fails here.
+            // Read-only first: a damaged, foreign or too new file is refused untouched.
+            let state = try StorageSchema.inspect(database, path: path)
+            // auto_vacuum must be chosen before the first table exists.
+            if state == .new { try database.execute("PRAGMA auto_vacuum = INCREMENTAL") }
             let mode = try Self.text(database, "PRAGMA journal_mode = WAL")
             guard mode == "wal" else {
                 throw StorageError(code: .ioError, message: "\(path): cannot switch to WAL mode (journal mode is \(mode))")
             }
-            try database.execute("PRAGMA synchronous = FULL")
+            try database.execute("PRAGMA synchronous = \(configuration.durability == .fsync ? "FULL" : "NORMAL")")
             try database.execute("PRAGMA journal_size_limit = 67108864")
-            try database.execute("PRAGMA cache_size = -32768")
+            try database.execute("PRAGMA cache_size = -8192")
+            opening = try StorageSchema.prepare(database, state: state, upTo: schemaVersion)
+            table = try SessionTable(database: database)
+            let marker = schemaVersion < 2 || opening.createdFile ? nil : try table.meta("clean_shutdown")
+            previousShutdownWasClean = marker != "0"
         } catch let error as StorageError {
             database.close()
             throw error
@@ -95,25 +107,6 @@ public final class SessionStorage: SessionJournal, Sendable {
         } catch {
             database.close()
             throw StorageError(code: .ioError, message: "opening \(path): \(error)")
-        }
-        do {
-            opening = try StorageSchema.prepare(database, path: path, upTo: schemaVersion)
-        } catch {
-            database.close()
-            throw error
-        }
-        do throws(SQLiteError) {
-            table = try SessionTable(database: database)
-            if schemaVersion >= 2 {
-                let marker = try table.meta("clean_shutdown")
-                previousShutdownWasClean = opening.createdFile || marker != "0"
-                try table.setMeta("clean_shutdown", "0")
-            } else {
-                previousShutdownWasClean = true
-            }
-        } catch {
-            database.close()
-            throw StorageError.sqlite(error, path: path, action: "opening the database")
         }
         logger.info(
             "storage opened",
@@ -147,15 +140,28 @@ public final class SessionStorage: SessionJournal, Sendable {
         progress: ((Int) -> Void)? = nil
     ) throws(StorageError) -> ReplayReport {
         let start = ContinuousClock.now
-        var restore = SessionStore.RestoreReport()
+        // Reading (this thread) and restoring (up to two batches at once) overlap.
+        let restorers = DispatchQueue(label: "sessiond.storage.replay", attributes: .concurrent)
+        let slots = DispatchSemaphore(value: 2)
+        let group = DispatchGroup()
+        let merged = RestoreAccumulator()
         var read = 0
-        let undecodable = try table.readAll(batchSize: max(1, batchSize)) { records in
-            restore.merge(store.restore(records))
-            read += records.count
-            progress?(read)
-        }
+        let undecodable: Int
         do {
-            try table.delete(restore.expiredIDs)
+            defer { group.wait() }
+            undecodable = try table.readAll(batchSize: max(1, batchSize)) { records in
+                slots.wait()
+                restorers.async(group: group) {
+                    merged.add(store.restore(records))
+                    slots.signal()
+                }
+                read += records.count
+                progress?(read)
+            }
+        }
+        let restore = merged.total
+        do {
+            try table.delete(restore.expiredRecords)
         } catch {
             throw StorageError.sqlite(error, path: path, action: "deleting expired sessions after replay")
         }
@@ -185,6 +191,12 @@ public final class SessionStorage: SessionJournal, Sendable {
             return true
         }
         guard shouldStart else { return }
+        // From now on the file is being written: a crash before close() leaves this mark.
+        do {
+            try table.setMeta("clean_shutdown", "0")
+        } catch {
+            logger.warning("could not mark the storage as in use", metadata: ["error": "\(error)"])
+        }
         DispatchQueue(label: "sessiond.storage.writer").async { [self] in
             runWriter()
             writerStopped.signal()
@@ -214,7 +226,7 @@ public final class SessionStorage: SessionJournal, Sendable {
     /// Calls `observer` on the writer thread after every commit attempt (for histograms); replaces
     /// an observer set before.
     public func observeCommits(_ observer: @escaping @Sendable (CommitReport) -> Void) {
-        commitObserver.withLock { $0 = observer }
+        commitObserver.withLock { $0 = CommitObserver(call: observer) }
     }
 
     /// Exact counts for metrics.
@@ -257,8 +269,17 @@ public final class SessionStorage: SessionJournal, Sendable {
         let lost = queue.close(error: StorageError(code: .closed, message: "storage is closed"))
         if lost > 0 {
             logger.error("storage closed with uncommitted changes", metadata: ["lost_changes": "\(lost)"])
-        } else if markingClean {
-            try? table.setMeta("clean_shutdown", "1")
+        } else if markingClean && wasRunning {
+            do {
+                try table.setMeta("clean_shutdown", "1")
+                // Fold the log into the database file now, so the next start has nothing to redo.
+                _ = try table.database.integer("PRAGMA wal_checkpoint(TRUNCATE)")
+            } catch {
+                logger.warning(
+                    "storage could not be checkpointed at shutdown; the write-ahead log is kept and replayed at the next start",
+                    metadata: ["error": "\(StorageError.sqlite(error, path: path, action: "checkpoint"))"]
+                )
+            }
         }
         table.close()
         directory.release()
@@ -273,12 +294,25 @@ public final class SessionStorage: SessionJournal, Sendable {
         let retryNanoseconds = UInt64(retry.components.seconds) * 1_000_000_000 + UInt64(retry.components.attoseconds / 1_000_000_000)
         var lastCommit = DispatchTime.now()
         var lastVacuum = ContinuousClock.now
+        var lastSync = ContinuousClock.now
+        var unsyncedCommits = false
         var failingSince: ContinuousClock.Instant?
         var failuresAtStop = 0
         while true {
             queue.waitForWork(until: lastCommit + .nanoseconds(Int(intervalNanoseconds)))
             let (batch, last, stopping) = queue.takeBatch()
             lastCommit = DispatchTime.now()
+            if unsyncedCommits, ContinuousClock.now - lastSync >= configuration.syncInterval {
+                // synchronous = NORMAL: commits reach the OS at once, the disk at a checkpoint. A
+                // passive checkpoint flushes the log, bounding what a power loss can take.
+                lastSync = ContinuousClock.now
+                unsyncedCommits = false
+                do {
+                    _ = try table.database.integer("PRAGMA wal_checkpoint(PASSIVE)")
+                } catch {
+                    logger.warning("storage checkpoint failed", metadata: ["error": "\(error)"])
+                }
+            }
             if batch.isEmpty {
                 if stopping { return }
                 continue
@@ -298,7 +332,8 @@ public final class SessionStorage: SessionJournal, Sendable {
                     statistics.commits += 1
                 }
                 queue.committed(through: last)
-                commitObserver.withLock { $0 }?(CommitReport(changes: batch.count, duration: duration, error: nil))
+                unsyncedCommits = configuration.durability != .fsync
+                commitObserver.withLock { $0 }?.call(CommitReport(changes: batch.count, duration: duration, error: nil))
                 if let since = failingSince {
                     logger.notice(
                         "storage is writable again",
@@ -318,7 +353,7 @@ public final class SessionStorage: SessionJournal, Sendable {
                 let storageError = StorageError.sqlite(error, path: path, action: "commit")
                 counters.withLock { $0.errors[storageError.code, default: 0] += 1 }
                 queue.failed(batch, through: last, error: storageError)
-                commitObserver.withLock { $0 }?(
+                commitObserver.withLock { $0 }?.call(
                     CommitReport(changes: batch.count, duration: ContinuousClock.now - start, error: storageError.code)
                 )
                 if failingSince == nil {
@@ -336,4 +371,12 @@ public final class SessionStorage: SessionJournal, Sendable {
             }
         }
     }
+}
+
+/// The restore reports of batches restored concurrently during replay.
+private final class RestoreAccumulator: Sendable {
+    private let report = Mutex(SessionStore.RestoreReport())
+
+    func add(_ other: SessionStore.RestoreReport) { report.withLock { $0.merge(other) } }
+    var total: SessionStore.RestoreReport { report.withLock { $0 } }
 }

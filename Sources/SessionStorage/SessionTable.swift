@@ -20,8 +20,10 @@ final class SessionTable: @unchecked Sendable {
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
             """
         )
-        touch = try database.prepare("UPDATE sessions SET last_seen_at = ?2, idle_timeout = ?3 WHERE id = ?1")
-        remove = try database.prepare("DELETE FROM sessions WHERE id = ?1")
+        touch = try database.prepare(
+            "UPDATE sessions SET last_seen_at = ?3, idle_timeout = ?4 WHERE created_at = ?2 AND id = ?1"
+        )
+        remove = try database.prepare("DELETE FROM sessions WHERE created_at = ?2 AND id = ?1")
     }
 
     /// Finalizes the statements and closes the database.
@@ -49,16 +51,18 @@ final class SessionTable: @unchecked Sendable {
                 case .upsert(let record):
                     try write(record)
                     writes.upserts += 1
-                case .touch(let id, let lastSeenAt, let idleTimeout):
+                case .touch(let id, let createdAt, let lastSeenAt, let idleTimeout):
                     defer { touch.reset() }
                     try id.withUnsafeBytes { (bytes) throws(SQLiteError) in try touch.bind(blob: bytes, at: 1) }
-                    try touch.bind(lastSeenAt, at: 2)
-                    try touch.bind(idleTimeout, at: 3)
+                    try touch.bind(createdAt, at: 2)
+                    try touch.bind(lastSeenAt, at: 3)
+                    try touch.bind(idleTimeout, at: 4)
                     _ = try touch.step()
                     writes.touches += 1
-                case .remove(let id, _):
+                case .remove(let id, let createdAt, _):
                     defer { remove.reset() }
                     try id.withUnsafeBytes { (bytes) throws(SQLiteError) in try remove.bind(blob: bytes, at: 1) }
+                    try remove.bind(createdAt, at: 2)
                     _ = try remove.step()
                     writes.removes += 1
                 }
@@ -131,10 +135,10 @@ final class SessionTable: @unchecked Sendable {
         return undecodable
     }
 
-    /// Deletes the rows of `ids` in one transaction.
-    func delete(_ ids: [SessionID]) throws(SQLiteError) {
-        guard !ids.isEmpty else { return }
-        _ = try apply(ids.map { SessionChange.remove(id: $0, reason: .revoked) }[...])
+    /// Deletes the rows of `records` in one transaction.
+    func delete(_ records: [SessionRecord]) throws(SQLiteError) {
+        guard !records.isEmpty else { return }
+        _ = try apply(records.map { SessionChange.remove(id: $0.id, createdAt: $0.createdAt, reason: .revoked) }[...])
     }
 
     /// A value of `storage_meta`.

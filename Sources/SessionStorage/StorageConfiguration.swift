@@ -1,12 +1,22 @@
 extension SessionStorage {
-    /// When a write is acknowledged.
+    /// When a write is acknowledged, and what it survives.
     public enum Durability: String, Sendable, Hashable, CaseIterable {
-        /// After the commit that holds it (group commit, fsync): nothing acknowledged is lost, even
-        /// on `kill -9` or power loss. The default.
+        /// After the commit that holds it has been written to the operating system (group commit;
+        /// SQLite `synchronous = NORMAL` in WAL mode): nothing acknowledged is lost when the process
+        /// crashes or is killed (`kill -9`). The log is flushed to the disk at least every
+        /// ``Configuration/syncInterval`` (1 s), which bounds what a power loss or kernel crash can
+        /// take. The default.
         case commit
+        /// After the commit that holds it has been flushed to the disk (`fsync`, SQLite
+        /// `synchronous = FULL`): survives power loss too, at the cost of one disk flush per group
+        /// commit.
+        case fsync
         /// At once; committed at least every ``Configuration/commitInterval`` (100 ms): a crash can
         /// lose the last interval's changes.
         case interval
+
+        /// Whether a write is answered only after its commit.
+        public var acknowledgesAfterCommit: Bool { self != .interval }
     }
 
     /// Where and how sessions are stored.
@@ -27,19 +37,25 @@ extension SessionStorage {
         public var slideStepDivisor: Int64
         /// Wait between attempts to commit after a failure (disk full, I/O error).
         public var retryInterval: Duration
+        /// Longest time committed changes stay in the operating system's cache before the
+        /// write-ahead log is flushed to the disk (a passive checkpoint), in `commit` and `interval`
+        /// modes.
+        public var syncInterval: Duration
 
         public init(
             dataDirectory: String = "./data",
             durability: Durability = .commit,
             commitInterval: Duration = .milliseconds(100),
             slideStepDivisor: Int64 = 10,
-            retryInterval: Duration = .milliseconds(500)
+            retryInterval: Duration = .milliseconds(500),
+            syncInterval: Duration = .seconds(1)
         ) {
             self.dataDirectory = dataDirectory
             self.durability = durability
             self.commitInterval = commitInterval
             self.slideStepDivisor = max(1, slideStepDivisor)
             self.retryInterval = retryInterval
+            self.syncInterval = syncInterval
         }
     }
 }

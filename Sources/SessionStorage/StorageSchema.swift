@@ -5,8 +5,9 @@
 /// runs the missing migrations in order, each in its own transaction; a file of a newer version is
 /// refused (`schema_too_new`), never downgraded.
 ///
-/// - Version 1: `sessions`, one row per live session, keyed by the 16-byte id, holding
-///   SHA-256(token), never the token.
+/// - Version 1: `sessions`, one row per live session, keyed by (creation time, 16-byte id) so that
+///   new sessions are appended at the end of the table instead of scattered over it (one page
+///   written per commit, not one per session), holding SHA-256(token), never the token.
 /// - Version 2: `storage_meta`, key/value facts about the file (the version that created it, the
 ///   last one that opened it, and whether the last run shut down cleanly).
 enum StorageSchema {
@@ -19,14 +20,15 @@ enum StorageSchema {
             1,
             """
             CREATE TABLE sessions (
-                id BLOB PRIMARY KEY NOT NULL,
+                id BLOB NOT NULL,
                 token_hash BLOB NOT NULL,
                 username TEXT NOT NULL,
                 created_at INTEGER NOT NULL,
                 last_seen_at INTEGER NOT NULL,
                 expires_at INTEGER NOT NULL,
                 idle_timeout INTEGER NOT NULL,
-                data BLOB
+                data BLOB,
+                PRIMARY KEY (created_at, id)
             ) WITHOUT ROWID;
             """
         ),
@@ -42,15 +44,23 @@ enum StorageSchema {
         ),
     ]
 
-    /// What ``prepare(_:path:upTo:)`` found and did.
+    /// What ``inspect(_:path:)`` found.
+    enum FileState: Equatable {
+        /// An empty (new) file.
+        case new
+        /// A file of ours at this schema version.
+        case version(Int)
+    }
+
+    /// What ``prepare(_:path:upTo:)`` did.
     struct Outcome {
         var createdFile: Bool
         var migratedFrom: Int?
     }
 
-    /// Checks the file's identity and version and brings it to `upTo` (the current version unless a
-    /// test builds an older file).
-    static func prepare(_ database: SQLiteDatabase, path: String, upTo target: Int = currentVersion) throws(StorageError) -> Outcome {
+    /// Reads the file's identity and version without writing anything, so that a file that is
+    /// refused (damaged, foreign, too new) is left exactly as it was.
+    static func inspect(_ database: SQLiteDatabase, path: String) throws(StorageError) -> FileState {
         do {
             let applicationID = try database.integer("PRAGMA application_id")
             let version = Int(try database.integer("PRAGMA user_version"))
@@ -63,14 +73,7 @@ enum StorageSchema {
                             + "users-session-manager mark); use another --data-dir"
                     )
                 }
-                // A new (empty) file. auto_vacuum must be set before the first table exists.
-                try database.execute("PRAGMA auto_vacuum = INCREMENTAL")
-                try database.execute("PRAGMA application_id = \(Self.applicationID)")
-                try migrate(database, from: 0, to: target)
-                if target >= 2 {
-                    try database.execute("UPDATE storage_meta SET value = 'sessiond schema \(target)' WHERE key = 'created_by'")
-                }
-                return Outcome(createdFile: true, migratedFrom: nil)
+                return .new
             }
             guard applicationID == Self.applicationID else {
                 throw StorageError(
@@ -85,15 +88,31 @@ enum StorageSchema {
                         + "(\(currentVersion)); run the newer sessiond, or restore a backup made for this version"
                 )
             }
-            guard version < target else { return Outcome(createdFile: false, migratedFrom: nil) }
-            try migrate(database, from: version, to: target)
-            return Outcome(createdFile: false, migratedFrom: version)
+            return .version(version)
         } catch let error as StorageError {
             throw error
         } catch let error as SQLiteError {
             throw StorageError.sqlite(error, path: path, action: "opening the database")
         } catch {
             throw StorageError(code: .ioError, message: "opening \(path): \(error)")
+        }
+    }
+
+    /// Brings an inspected file to `target` (the current version unless a test builds an older
+    /// file): marks a new file as ours and runs the missing migrations.
+    static func prepare(_ database: SQLiteDatabase, state: FileState, upTo target: Int = currentVersion) throws(SQLiteError) -> Outcome {
+        switch state {
+        case .new:
+            try database.execute("PRAGMA application_id = \(Self.applicationID)")
+            try migrate(database, from: 0, to: target)
+            if target >= 2 {
+                try database.execute("UPDATE storage_meta SET value = 'sessiond schema \(target)' WHERE key = 'created_by'")
+            }
+            return Outcome(createdFile: true, migratedFrom: nil)
+        case .version(let version):
+            guard version < target else { return Outcome(createdFile: false, migratedFrom: nil) }
+            try migrate(database, from: version, to: target)
+            return Outcome(createdFile: false, migratedFrom: version)
         }
     }
 

@@ -5,6 +5,11 @@ free loopback port with an API token file in a temporary directory, its stderr c
 that tests can assert on the log. Tests that need special flags start their own server through the
 ``make_server`` factory (stopped at the end of the test).
 
+The process runs with its workdir as cwd, so sessiond's default SQLite storage (``--data-dir ./data``)
+lands in ``workdir/data`` (``Server.data_dir``). ``Server.start()`` waits for ``/readyz`` 200 (storage
+replayed); ``start(wait_ready=False)`` only for ``/healthz``. ``stop()`` (SIGTERM) or ``kill9()`` and
+then ``start()`` again restarts the same server: same port, same data directory, a new log file.
+
 The binary comes from ``$SESSIOND_BIN`` (default ``<repo>/.build/debug/sessiond``, i.e.
 ``/work/main/.build/debug/sessiond`` in the main checkout).
 """
@@ -227,21 +232,52 @@ class Server:
     """One sessiond process on 127.0.0.1:<free port>."""
 
     def __init__(self, workdir: Path, args: list[str] | None = None, env: dict | None = None,
-                 api_token: str | None | bool = True, token_via_env: bool = False, name: str = "sessiond"):
+                 api_token: str | None | bool = True, token_via_env: bool = False, name: str = "sessiond",
+                 data_dir: Path | str | None = None, port: int | None = None):
+        """``workdir`` is also the process's cwd, so sessiond's default ``--data-dir ./data`` lands in
+        ``workdir/data``. ``data_dir`` passes ``--data-dir`` explicitly. ``port`` fixes the port (default:
+        a free one, kept across restarts)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.name = name
+        self.port = port or free_port()
         self.host = "127.0.0.1"
         self.extra_args = list(args or [])
         self.extra_env = dict(env or {})
+        self._data_dir = Path(data_dir) if data_dir is not None else None
         if api_token is True:
             api_token = "it-" + secrets.token_urlsafe(32)
         self.api_token: str | None = api_token or None
         self.token_file: Path | None = None
         self.token_via_env = token_via_env
+        self.runs = 0  # how many times start() launched the process (restarts get their own log files)
         self.stderr_path = self.workdir / f"{name}-{self.port}.stderr.log"
         self.stdout_path = self.workdir / f"{name}-{self.port}.stdout.log"
         self.proc: subprocess.Popen | None = None
+        self._stderr: Any = None
+        self._stdout: Any = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The storage directory this server uses: ``--data-dir`` (from ``data_dir=``, the extra args or
+        ``SESSIOND_DATA_DIR`` in ``env``), relative paths resolved against the workdir (its cwd);
+        otherwise sessiond's default ``./data`` in the workdir."""
+        value: str | Path | None = self._data_dir
+        if value is None:
+            args = self.extra_args
+            for i, arg in enumerate(args):
+                if arg == "--data-dir" and i + 1 < len(args):
+                    value = args[i + 1]
+                elif arg.startswith("--data-dir="):
+                    value = arg.split("=", 1)[1]
+        if value is None:
+            value = self.extra_env.get("SESSIOND_DATA_DIR")
+        path = Path(value) if value is not None else Path("data")
+        return path if path.is_absolute() else self.workdir / path
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     @property
     def base(self) -> str:
@@ -263,16 +299,36 @@ class Server:
             else:
                 cmd += ["--api-token-file", str(self.token_file)]
         cmd += self.extra_args
+        if self._data_dir is not None:
+            cmd += ["--data-dir", str(self._data_dir)]
         env.update(self.extra_env)
         return cmd, env
 
-    def start(self, timeout: float = 20.0) -> "Server":
+    def launch(self) -> subprocess.Popen:
+        """Start the process (same port, same data directory on every call) without waiting for
+        anything. The first run logs to ``stderr_path``; each restart to a file of its own, and
+        ``stderr_path``/``stdout_path`` then point at the current run's files."""
+        assert not self.alive(), "sessiond is already running"
+        self._close_logs()
+        self.runs += 1
+        suffix = "" if self.runs == 1 else f".run{self.runs}"
+        self.stderr_path = self.workdir / f"{self.name}-{self.port}{suffix}.stderr.log"
+        self.stdout_path = self.workdir / f"{self.name}-{self.port}{suffix}.stdout.log"
         cmd, env = self.command()
         self.cmd = cmd
         self._stderr = open(self.stderr_path, "wb")
         self._stdout = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=self._stdout,
                                      stderr=self._stderr, cwd=str(self.workdir))
+        return self.proc
+
+    def start(self, timeout: float = 20.0, wait_ready: bool = True) -> "Server":
+        """Start (or restart, after stop() or kill9()) and wait until ``/readyz`` answers 200, i.e. the
+        storage replay is done; with ``wait_ready=False`` only until ``/healthz`` answers 200 (the
+        process listens, possibly still replaying)."""
+        self.launch()
+        cmd = self.cmd
+        probe = "/readyz" if wait_ready else "/healthz"
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -282,33 +338,55 @@ class Server:
                     f"stderr: {self.stderr_text()[-3000:]}"
                 )
             try:
-                r = requests.get(self.base + "/healthz", timeout=1)
+                r = requests.get(self.base + probe, timeout=1)
                 if r.status_code == 200:
                     return self
                 last = r.status_code
             except requests.RequestException as exc:
                 last = exc
-            time.sleep(0.05)
+            time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"sessiond not ready after {timeout}s (last: {last}): {' '.join(cmd)}\n"
+        raise RuntimeError(f"sessiond not ready ({probe}) after {timeout}s (last: {last}): {' '.join(cmd)}\n"
                            f"stderr: {self.stderr_text()[-3000:]}")
+
+    def restart(self, timeout: float = 20.0, wait_ready: bool = True) -> "Server":
+        """Stop gracefully (SIGTERM) if running, then start again on the same port and data dir."""
+        if self.alive():
+            self.stop()
+        return self.start(timeout=timeout, wait_ready=wait_ready)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> int | None:
+    def _close_logs(self) -> None:
+        for f in (self._stderr, self._stdout):
+            if f is not None:
+                with contextlib.suppress(Exception):
+                    f.close()
+        self._stderr = self._stdout = None
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM and wait (SIGKILL after ``timeout`` s); returns the exit status."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        for f in (self._stderr, self._stdout):
-            with contextlib.suppress(Exception):
-                f.close()
+        self._close_logs()
+        return self.proc.returncode
+
+    def kill9(self) -> int | None:
+        """SIGKILL (a crash: nothing is flushed or committed by sessiond) and reap the process."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._close_logs()
         return self.proc.returncode
 
     def stderr_text(self) -> str:
@@ -600,11 +678,11 @@ def make_server(tmp_path):
     """Factory for a test's own server: ``make_server(args=[...], env={...}, api_token=...)``."""
     started: list[Server] = []
 
-    def factory(args: list[str] | None = None, start: bool = True, **kw) -> Server:
+    def factory(args: list[str] | None = None, start: bool = True, wait_ready: bool = True, **kw) -> Server:
         srv = Server(tmp_path / f"srv{len(started)}", args=args, **kw)
         started.append(srv)
         if start:
-            srv.start()
+            srv.start(wait_ready=wait_ready)
         return srv
 
     yield factory

@@ -48,7 +48,9 @@ printf '%s' "$API_TOKEN" > "$WORK/api-token"
 chmod 600 "$WORK/api-token"
 BASE="http://127.0.0.1:$PORT"
 
-"$BIN" --host 127.0.0.1 --port "$PORT" --api-token-file "$WORK/api-token" >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
+# --data-dir: the SQLite storage goes to the temporary directory, never ./data in the repository.
+"$BIN" --host 127.0.0.1 --port "$PORT" --api-token-file "$WORK/api-token" --data-dir "$WORK/data" \
+    >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
 PID=$!
 
 "$PY" - "$BASE" <<'PYEOF'
@@ -57,7 +59,7 @@ base = sys.argv[1]
 end = time.time() + 20
 while time.time() < end:
     try:
-        if urllib.request.urlopen(base + "/healthz", timeout=1).status == 200:
+        if urllib.request.urlopen(base + "/readyz", timeout=1).status == 200:  # storage replayed
             sys.exit(0)
     except Exception:
         time.sleep(0.1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -24,12 +26,17 @@ SERVER_ARGS = ["--log-level", "debug"]
 def run_refusal(args: list[str], env_extra: dict | None = None, timeout: float = 10) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIOND_") or k == "SESSIOND_BIN"}
     env.update(env_extra or {})
+    # Run in a scratch directory: should sessiond get as far as its storage, the default ./data must not
+    # land in the caller's working directory (the repository).
+    cwd = tempfile.mkdtemp(prefix="sessiond-refusal-")
     try:
         return subprocess.run([sessiond_bin(), *args], env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout)
+                              timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"sessiond {' '.join(args)} {env_extra or ''} did not exit within {timeout}s "
                              f"(it should refuse to start); stderr: {exc.stderr!r}") from None
+    finally:
+        shutil.rmtree(cwd, ignore_errors=True)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])

@@ -49,6 +49,21 @@ CATALOGUE = {
     "promhttp_metric_handler_requests_in_flight": ("gauge", set()),
 }
 
+# The SQLite storage's families (sessiond runs with the default --storage sqlite here).
+STORAGE_CATALOGUE = {
+    "sessiond_storage_writes": ("counter", {"kind"}),
+    "sessiond_storage_commits": ("counter", set()),
+    "sessiond_storage_errors": ("counter", {"error"}),
+    "sessiond_storage_commit_batch_size": ("histogram", set()),
+    "sessiond_storage_commit_duration_seconds": ("histogram", set()),
+    "sessiond_storage_pending_changes": ("gauge", set()),
+    "sessiond_storage_writable": ("gauge", set()),
+    "sessiond_storage_file_bytes": ("gauge", set()),
+    "sessiond_storage_replay_duration_seconds": ("gauge", set()),
+    "sessiond_storage_replayed_sessions": ("gauge", {"outcome"}),
+    "sessiond_storage_info": ("gauge", {"durability"}),
+}
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -68,21 +83,38 @@ def wait_for(url: str, timeout: float = 15) -> None:
     raise AssertionError(f"{url} did not answer")
 
 
+def wait_ready(url: str, timeout: float = 15) -> None:
+    """Wait for a 200 (``/readyz`` answers 503 until the storage is replayed)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer 200")
+
+
 @pytest.fixture(scope="module")
 def sessiond():
     api, metrics = free_port(), free_port()
     log = tempfile.TemporaryFile()
+    # Default SQLite storage, in a temporary directory (never ./data in the working directory).
+    data = tempfile.TemporaryDirectory(prefix="sessiond-metrics-")
     process = subprocess.Popen(
-        [BIN, "--port", str(api), "--idle-timeout", "2", "--metrics-address", f"127.0.0.1:{metrics}"],
+        [BIN, "--port", str(api), "--idle-timeout", "2", "--metrics-address", f"127.0.0.1:{metrics}",
+         "--data-dir", os.path.join(data.name, "data")],
         stdout=log, stderr=log,
     )
     try:
-        wait_for(f"http://127.0.0.1:{api}/healthz")
+        wait_ready(f"http://127.0.0.1:{api}/readyz")
         wait_for(f"http://127.0.0.1:{metrics}/metrics")
         yield f"http://127.0.0.1:{api}", f"http://127.0.0.1:{metrics}"
     finally:
         process.terminate()
         process.wait(timeout=15)
+        data.cleanup()
 
 
 def traffic(api: str) -> None:
@@ -130,7 +162,7 @@ def test_scrape_passes_promtool_plain_and_gzipped(sessiond):
 def test_second_parser_sees_the_whole_catalogue(sessiond):
     _, metrics = sessiond
     families = {f.name: f for f in text_string_to_metric_families(requests.get(f"{metrics}/metrics", timeout=5).text)}
-    for name, (kind, labels) in CATALOGUE.items():
+    for name, (kind, labels) in {**CATALOGUE, **STORAGE_CATALOGUE}.items():
         assert name in families, name
         assert families[name].type == kind, (name, families[name].type)
         seen = set()
@@ -139,6 +171,16 @@ def test_second_parser_sees_the_whole_catalogue(sessiond):
         assert seen == labels, (name, seen)
     reasons = {s.labels["reason"] for s in families["sessiond_sessions_ended"].samples}
     assert reasons == {"logout", "revoked", "evicted", "idle_timeout", "absolute_timeout"}
+    kinds = {s.labels["kind"] for s in families["sessiond_storage_writes"].samples}
+    assert kinds == {"upsert", "touch", "remove"}, kinds
+    errors = {s.labels["error"] for s in families["sessiond_storage_errors"].samples}
+    assert "disk_full" in errors, errors
+    outcomes = {s.labels["outcome"] for s in families["sessiond_storage_replayed_sessions"].samples}
+    assert outcomes == {"restored", "expired", "skipped"}, outcomes
+    info = [s for s in families["sessiond_storage_info"].samples]
+    assert [(s.labels["durability"], s.value) for s in info] == [("commit", 1.0)], info
+    writable = [s.value for s in families["sessiond_storage_writable"].samples]
+    assert writable == [1.0], writable
 
 
 def test_scrape_counts_itself(sessiond):

@@ -10,12 +10,12 @@ import Glibc
 
 @Suite("SessionStorage persistence")
 struct PersistenceTests {
-    @Test("sessions, data, rotation and logout survive a restart exactly")
-    func roundTrip() async throws {
+    @Test("sessions, data, rotation and logout survive a restart exactly", arguments: SessionStorage.Durability.allCases)
+    func roundTrip(durability: SessionStorage.Durability) async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let clock = ManualSessionClock()
-        let first = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        let first = try StoredHarness(directory: directory.dataDirectory, clock: clock, durability: durability)
         #expect(first.replay.createdFile)
         let ada = try first.store.create(username: "ada", data: Array(#"{"cart":[1,2]}"#.utf8))
         let bob = try first.store.create(username: "bob", idleTimeout: .seconds(50), maxLifetime: .seconds(500))
