@@ -60,7 +60,7 @@ CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "sessiond_session_validations_total": ("counter", {"result": {"valid", "unknown", "expired", "malformed"}}),
     "sessiond_session_duration_seconds": ("histogram", {}),
     "sessiond_http_requests_total": ("counter", {"code": None, "method": None, "route": None}),
-    "sessiond_http_request_duration_seconds": ("histogram", {"route": None}),
+    "sessiond_http_request_duration_seconds": ("histogram", {"method": None, "route": None}),
     "sessiond_events_dropped_total": ("counter", {}),
     "sessiond_build_info": ("gauge", {"version": None, "revision": None, "swift_version": None}),
     "process_cpu_seconds_total": ("counter", {}),

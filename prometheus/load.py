@@ -303,6 +303,14 @@ def cmd_verify(a):
         ("build info present", f"count(sessiond_build_info{{{sel}}})", 1),
         ("realtime users recording rule = raw sum", f"sum(job:sessiond_realtime_users:sum{{{sel}}})", s["realtime_users_at_end"]),
     ]
+    # The latency histogram has one child per (route, method): validations and logouts apart.
+    answered = Counter()
+    for method, route, _, n in s["http"]:
+        answered[(method, route)] += n
+    for method, route in (("GET", "/v1/session"), ("DELETE", "/v1/session")):
+        checks.append((f"latency histogram {method} {route} = requests answered",
+                       f'sum(sessiond_http_request_duration_seconds_count{{{sel}, method="{method}", route="{route}"}})',
+                       answered[(method, route)]))
     if a.storage == "sqlite":
         acknowledged_writes = s["created"] + s["logout"] + s["revoked"]
         checks += [

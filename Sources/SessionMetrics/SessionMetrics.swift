@@ -8,7 +8,10 @@ import Synchronization
 ///
 /// Gauges (`sessiond_sessions_active`, `sessiond_realtime_users`, `sessiond_users_seen`) and the
 /// session counters are read from the store's exact counts at each ``refresh()``: they cannot drift
-/// from the table. The lifetime histogram is fed by the store's `ended` events.
+/// from the table. The lifetime histogram is fed by the store's `ended` events. The request counter
+/// and the latency histogram are fed by ``recordRequest(route:method:status:duration:)``, both
+/// labelled by route template and method, so that validation (`GET /v1/session`) and logout
+/// (`DELETE /v1/session`, which may wait for a storage commit) have separate latencies.
 ///
 /// Embedding (the Node library's PM2 "Realtime Users" counter, done right):
 /// ```swift
@@ -37,7 +40,10 @@ public final class SessionMetrics: Sendable {
     private let routes: [String: Int]
     private let routeNames: [String]
     private let requestCounters: Mutex<[RequestKey: Counter]>
-    private let requestDurations: [ValueHistogram]
+    /// The latency children created at init, at `route * methods.count + method`; `nil` for a pair
+    /// outside the catalogue (those are in ``lateRequestDurations``).
+    private let requestDurations: [ValueHistogram?]
+    private let lateRequestDurations = Mutex<[Int: ValueHistogram]>([:])
 
     private let scrapes: [Int: Counter]
     private let scrapesInFlight: Gauge
@@ -78,7 +84,8 @@ public final class SessionMetrics: Sendable {
     ///   - registry: where the metrics live (yours, when embedding).
     ///   - build: what `sessiond_build_info` reports.
     ///   - routes: the route templates of the HTTP API, with the methods each answers and their
-    ///     success status; those request counters and the latency histograms are created at zero.
+    ///     success status; those request counters, and a latency histogram child for each
+    ///     (route, method) pair, are created at zero.
     ///   - includeProcessMetrics: export the `process_*` metrics (one process should do it once).
     public init(
         store: SessionStore,
@@ -132,15 +139,15 @@ public final class SessionMetrics: Sendable {
         names.append(Self.unmatchedRoute)
         self.routes = routeIndex
         routeNames = names
-        requestDurations = names.map { route in
-            registry.makeValueHistogram(
-                descriptor: MetricNameDescriptor(
-                    metricName: "sessiond_http_request_duration_seconds", unitName: "",
-                    helpText: "Time to handle an HTTP request, by route template."
-                ),
-                labels: [("route", route)],
-                buckets: Self.requestDurationBuckets
-            )
+        // Latency children: every (route, method) of the catalogue, and GET on unmatched paths.
+        var durations = [ValueHistogram?](repeating: nil, count: names.count * Self.methods.count)
+        let pairs = routes.flatMap { route in route.responses.map { (route.template, $0.method) } }
+        for (template, method) in pairs + [(Self.unmatchedRoute, "GET")] {
+            let methodIndex = Self.methodIndex(method)
+            let index = Self.durationIndex(route: routeIndex[template]!, method: methodIndex)
+            if durations[index] == nil {
+                durations[index] = Self.requestDuration(registry, route: template, method: Self.methods[methodIndex])
+            }
         }
         var counters: [RequestKey: Counter] = [:]
         for (template, responses) in routes {
@@ -150,6 +157,7 @@ public final class SessionMetrics: Sendable {
             }
         }
         requestCounters = Mutex(counters)
+        requestDurations = durations
 
         scrapes = Dictionary(
             uniqueKeysWithValues: [200, 500, 503].map {
@@ -179,6 +187,35 @@ public final class SessionMetrics: Sendable {
         methods.firstIndex(of: method) ?? methods.count - 1
     }
 
+    private static func durationIndex(route: Int, method: Int) -> Int {
+        route * methods.count + method
+    }
+
+    private static func requestDuration(
+        _ registry: PrometheusCollectorRegistry, route: String, method: String
+    ) -> ValueHistogram {
+        registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(
+                metricName: "sessiond_http_request_duration_seconds", unitName: "",
+                helpText: "Time to handle an HTTP request, by route template and method."
+            ),
+            labels: [("method", method), ("route", route)],
+            buckets: Self.requestDurationBuckets
+        )
+    }
+
+    /// The child under `key` in `children`, made (under the lock) the first time it is asked for.
+    private static func child<Key: Hashable & Sendable, Metric: Sendable>(
+        _ key: Key, in children: borrowing Mutex<[Key: Metric]>, make: () -> Metric
+    ) -> Metric {
+        children.withLock { children in
+            if let child = children[key] { return child }
+            let child = make()
+            children[key] = child
+            return child
+        }
+    }
+
     private static func requestCounter(_ registry: PrometheusCollectorRegistry, route: String, method: String, status: Int) -> Counter {
         registry.makeCounter(
             descriptor: MetricNameDescriptor(
@@ -189,20 +226,28 @@ public final class SessionMetrics: Sendable {
         )
     }
 
-    /// Counts one HTTP request. `route` is a route template given at init (anything else counts as
-    /// `unmatched`), never a raw path.
+    /// Counts one HTTP request and records its latency. `route` is a route template given at init
+    /// (anything else counts as `unmatched`), never a raw path; `method` is one of ``methods``
+    /// (anything else counts as `OTHER`).
+    ///
+    /// The latency histogram `sessiond_http_request_duration_seconds` has one child per (`route`,
+    /// `method`). Every pair of the `routes` catalogue, and (`unmatched`, `GET`), is created at init
+    /// and recorded into without a lock. Any other pair (a 405 such as `PUT` on a `GET` route, or
+    /// an unknown path with a method other than `GET`) is created on first use, under a lock. Both
+    /// labels are bounded, so the family never has more than (routes + 1) × 8 children.
     public func recordRequest(route: String?, method: String, status: Int, duration: Duration) {
         let routeIndex = route.flatMap { routes[$0] } ?? routes[Self.unmatchedRoute]!
         let key = RequestKey(route: routeIndex, method: Self.methodIndex(method), status: min(max(status, 100), 599))
-        let counter = requestCounters.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = Self.requestCounter(registry, route: routeNames[key.route], method: Self.methods[key.method], status: key.status)
-            counters[key] = counter
-            return counter
+        let counter = Self.child(key, in: requestCounters) {
+            Self.requestCounter(registry, route: routeNames[key.route], method: Self.methods[key.method], status: key.status)
         }
         counter.increment()
+        let index = Self.durationIndex(route: key.route, method: key.method)
+        let histogram = requestDurations[index] ?? Self.child(index, in: lateRequestDurations) {
+            Self.requestDuration(registry, route: routeNames[key.route], method: Self.methods[key.method])
+        }
         let (seconds, attoseconds) = duration.components
-        requestDurations[routeIndex].record(Double(seconds) + Double(attoseconds) / 1e18)
+        histogram.record(Double(seconds) + Double(attoseconds) / 1e18)
     }
 
     /// Reads the store's counts (and the process's, if enabled) into the gauges and counters.

@@ -35,7 +35,7 @@ CATALOGUE = {
     "sessiond_session_validations": ("counter", {"result"}),
     "sessiond_session_duration_seconds": ("histogram", set()),
     "sessiond_http_requests": ("counter", {"method", "route", "code"}),
-    "sessiond_http_request_duration_seconds": ("histogram", {"route"}),
+    "sessiond_http_request_duration_seconds": ("histogram", {"method", "route"}),
     "sessiond_events_dropped": ("counter", set()),
     "sessiond_build_info": ("gauge", {"version", "revision", "swift_version"}),
     "process_cpu_seconds": ("counter", set()),
@@ -236,6 +236,9 @@ def test_real_prometheus_sees_what_the_traffic_did(sessiond, tmp_path):
             "sessiond_session_duration_seconds_count": 5,
             'sessiond_http_requests_total{route="/v1/sessions",method="POST",code="201"}': 7,
             'sessiond_http_requests_total{route="/v1/session",method="DELETE",code="204"}': 3,
+            # logouts and validations on one route are separate latency children
+            'sessiond_http_request_duration_seconds_count{route="/v1/session",method="DELETE"}': 3,
+            'sessiond_http_request_duration_seconds_count{route="/v1/session",method="GET"}': 2,
         }
         deadline = time.time() + 30
         while True:

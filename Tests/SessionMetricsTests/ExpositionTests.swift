@@ -187,7 +187,36 @@ struct ExpositionTests {
         #expect(parsed.value(#"sessiond_session_validations_total{result="valid"}"#) == 2000)
         #expect(parsed.value("sessiond_sessions_active") == 1000)
         #expect(parsed.value(#"sessiond_http_requests_total{code="201",method="POST",route="/v1/sessions"}"#) == 2000)
-        #expect(parsed.value(#"sessiond_http_request_duration_seconds_count{route="/v1/sessions"}"#) == 2000)
+        #expect(parsed.value(#"sessiond_http_request_duration_seconds_count{method="POST",route="/v1/sessions"}"#) == 2000)
+    }
+
+    @Test func latencyHasOneChildPerRouteAndMethod() throws {
+        let (_, metrics) = Self.makeMetrics()
+        metrics.recordRequest(route: "/v1/session", method: "GET", status: 200, duration: .microseconds(80))
+        metrics.recordRequest(route: "/v1/session", method: "GET", status: 401, duration: .microseconds(90))
+        metrics.recordRequest(route: "/v1/session", method: "DELETE", status: 204, duration: .milliseconds(12))
+        metrics.recordRequest(route: "/v1/session", method: "PUT", status: 405, duration: .microseconds(20))
+        metrics.recordRequest(route: "/nope/raw/path", method: "BREW", status: 404, duration: .microseconds(30))
+        let parsed = try ParsedExposition(String(decoding: try metrics.exposition(), as: UTF8.self))
+        func value(_ sample: String, _ labels: String) -> Double? {
+            parsed.value("sessiond_http_request_duration_seconds_\(sample){\(labels)}")
+        }
+        // Validation and logout on one route land in different children.
+        #expect(value("count", #"method="GET",route="/v1/session""#) == 2)
+        #expect(value("bucket", #"method="GET",route="/v1/session",le="0.0001""#) == 2)
+        #expect(value("count", #"method="DELETE",route="/v1/session""#) == 1)
+        #expect(value("bucket", #"method="DELETE",route="/v1/session",le="0.01""#) == 0)
+        #expect(value("bucket", #"method="DELETE",route="/v1/session",le="0.025""#) == 1)
+        #expect(value("sum", #"method="DELETE",route="/v1/session""#) == 0.012)
+        // Catalogue pairs and GET on unmatched exist at zero; other pairs only once used.
+        #expect(value("count", #"method="POST",route="/v1/sessions""#) == 0)
+        #expect(value("count", #"method="GET",route="unmatched""#) == 0)
+        #expect(value("count", #"method="PUT",route="/v1/session""#) == 1)
+        #expect(value("count", #"method="OTHER",route="unmatched""#) == 1)
+        #expect(value("count", #"method="GET",route="/v1/sessions""#) == nil)
+        let children = parsed.samples.filter { $0.series.hasPrefix("sessiond_http_request_duration_seconds_count") }
+        #expect(children.count == 6)
+        #expect(children.allSatisfy { $0.series.contains("method=\"") && $0.series.contains("route=\"") })
     }
 }
 
