@@ -72,6 +72,9 @@ final class DataDirectory: Sendable {
     func release() {
         lockDescriptor.withLock { descriptor in
             guard descriptor >= 0 else { return }
+            // Unlock explicitly: a child forked meanwhile (before its exec closes the inherited
+            // descriptor) would otherwise keep the lock alive after our close.
+            _ = flock(descriptor, LOCK_UN)
             close(descriptor)
             descriptor = -1
         }
