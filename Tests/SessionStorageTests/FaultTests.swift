@@ -38,6 +38,26 @@ struct FaultTests {
         again.close()
     }
 
+    @Test("closing releases the directory even while a forked child still holds the lock file")
+    func unlockDespiteForkedChild() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let first = try open(directory.dataDirectory)
+        // A child forked now inherits the lock file's descriptor and keeps it for half a second
+        // (as any fork before its exec does); closing ours alone would not drop the flock.
+        let child = fork()
+        if child == 0 {
+            usleep(500_000)
+            _exit(0)
+        }
+        #expect(child > 0)
+        first.close()
+        let again = code { () throws(StorageError) in try open(directory.dataDirectory).close() }
+        #expect(again == nil, "\(String(describing: again))")
+        var status: Int32 = 0
+        _ = waitpid(child, &status, 0)
+    }
+
     @Test("a missing directory is created; one under a missing parent is a clear error")
     func missing() throws {
         let directory = TemporaryDirectory()
