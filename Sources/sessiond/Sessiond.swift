@@ -80,7 +80,10 @@ struct Sessiond: AsyncParsableCommand {
 
     @Option(
         help: """
-            When writes are acknowledged: commit (after the commit that holds them; nothing acknowledged is lost             on a crash) or interval (at once, committed every 100 ms; a crash can lose the last 100 ms).
+            When writes are acknowledged: commit (after the commit that holds them reached the OS; nothing \
+            acknowledged is lost when sessiond crashes or is killed; flushed to disk every second), fsync (after \
+            the commit is also flushed to disk; survives power loss) or interval (at once, committed every \
+            100 ms; a crash can lose the last 100 ms).
             """
     )
     var durability = "commit"
