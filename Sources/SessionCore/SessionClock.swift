@@ -57,7 +57,7 @@ public final class ManualSessionClock: SessionClock {
 
 extension Duration {
     /// The duration in whole milliseconds, rounded toward zero.
-    var milliseconds: Int64 {
+    public var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }

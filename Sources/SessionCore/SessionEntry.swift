@@ -31,7 +31,6 @@ struct SessionEntry {
 
     /// The earliest deadline and the reason the session would end at it (absolute wins ties).
     var deadline: (at: Int64, reason: SessionEndReason) {
-        let idle = idleExpiresAt
-        return idle < expiresAt ? (idle, .idleTimeout) : (expiresAt, .absoluteTimeout)
+        SessionRecord.deadline(lastSeenAt: lastSeenAt, idleTimeout: idleTimeout, expiresAt: expiresAt)
     }
 }

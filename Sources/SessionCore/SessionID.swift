@@ -14,9 +14,10 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses the 22-character text form; `nil` if it is not a canonical session id.
     public init?(_ text: String) {
-        guard let bytes = Base64URL.decode(text.utf8, expectedBytes: 16) else { return nil }
-        w0 = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self) }
-        w1 = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+        guard let bytes = Base64URL.decode(text.utf8, expectedBytes: 16),
+            let id = bytes.withUnsafeBytes({ SessionID(bytes: $0) })
+        else { return nil }
+        self = id
     }
 
     /// The 16 bytes of the id, from stored form; `nil` unless exactly 16 bytes.

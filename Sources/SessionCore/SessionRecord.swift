@@ -42,12 +42,15 @@ public struct SessionRecord: Sendable, Hashable {
         self.data = data
     }
 
-    /// When the session ends unless used again.
-    public var idleExpiresAt: Int64 { lastSeenAt + (idleTimeout < 0 ? -idleTimeout : idleTimeout) }
-
     /// The earliest deadline and the reason the session would end at it (absolute wins ties).
     public var deadline: (at: Int64, reason: SessionEndReason) {
-        let idle = idleExpiresAt
+        Self.deadline(lastSeenAt: lastSeenAt, idleTimeout: idleTimeout, expiresAt: expiresAt)
+    }
+
+    /// The deadline rule shared by live entries and records: the idle deadline (`lastSeenAt` plus
+    /// the magnitude of `idleTimeout`) or the absolute one, whichever comes first; absolute wins ties.
+    static func deadline(lastSeenAt: Int64, idleTimeout: Int64, expiresAt: Int64) -> (at: Int64, reason: SessionEndReason) {
+        let idle = lastSeenAt + (idleTimeout < 0 ? -idleTimeout : idleTimeout)
         return idle < expiresAt ? (idle, .idleTimeout) : (expiresAt, .absoluteTimeout)
     }
 }

@@ -177,7 +177,7 @@ public final class SessionMetrics: Sendable {
         let histogram = sessionDuration
         store.events.addObserver { event in
             if case .ended = event.kind {
-                histogram.record(Double(event.lifetime.components.seconds) + Double(event.lifetime.components.attoseconds) / 1e18)
+                histogram.record(event.lifetime.seconds)
             }
         }
         refresh()
@@ -246,8 +246,7 @@ public final class SessionMetrics: Sendable {
         let histogram = requestDurations[index] ?? Self.child(index, in: lateRequestDurations) {
             Self.requestDuration(registry, route: routeNames[key.route], method: Self.methods[key.method])
         }
-        let (seconds, attoseconds) = duration.components
-        histogram.record(Double(seconds) + Double(attoseconds) / 1e18)
+        histogram.record(duration.seconds)
     }
 
     /// Reads the store's counts (and the process's, if enabled) into the gauges and counters.

@@ -85,8 +85,7 @@ public final class StorageMetrics: Sendable {
         storage.observeCommits { report in
             guard report.error == nil else { return }
             batchSize.record(Double(report.changes))
-            let (seconds, attoseconds) = report.duration.components
-            commitDuration.record(Double(seconds) + Double(attoseconds) / 1e18)
+            commitDuration.record(report.duration.seconds)
         }
         refresh()
     }
@@ -113,8 +112,7 @@ public final class StorageMetrics: Sendable {
             writable.set(to: statistics.isWritable ? 1 : 0)
             fileBytes.set(to: Double(statistics.fileBytes))
             if let replay = statistics.replay {
-                let (seconds, attoseconds) = replay.duration.components
-                replayDuration.set(to: Double(seconds) + Double(attoseconds) / 1e18)
+                replayDuration.set(to: replay.duration.seconds)
                 replayed[0].set(to: Double(replay.expiredCount))
                 replayed[1].set(to: Double(replay.restored))
                 replayed[2].set(to: Double(replay.skipped))

@@ -79,7 +79,7 @@ struct JSONWriter {
     /// A duration in seconds: an integer when whole, else with millisecond decimals (`2.5`).
     mutating func seconds(_ duration: Duration) {
         separator()
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = duration.milliseconds
         bytes.append(contentsOf: String(milliseconds / 1000).utf8)
         var fraction = milliseconds % 1000
         if fraction != 0 {

@@ -98,15 +98,9 @@ public final class SessionStorage: SessionJournal, Sendable {
             table = try SessionTable(database: database)
             let marker = schemaVersion < 2 || opening.createdFile ? nil : try table.meta("clean_shutdown")
             previousShutdownWasClean = marker != "0"
-        } catch let error as StorageError {
-            database.close()
-            throw error
-        } catch let error as SQLiteError {
-            database.close()
-            throw StorageError.sqlite(error, path: path, action: "opening the database")
         } catch {
             database.close()
-            throw StorageError(code: .ioError, message: "opening \(path): \(error)")
+            throw StorageError.caught(error, path: path, action: "opening the database")
         }
         logger.info(
             "storage opened",
@@ -287,11 +281,8 @@ public final class SessionStorage: SessionJournal, Sendable {
     }
 
     private func runWriter() {
-        let interval = configuration.commitInterval
-        let intervalNanoseconds = UInt64(interval.components.seconds) * 1_000_000_000
-            + UInt64(interval.components.attoseconds / 1_000_000_000)
-        let retry = configuration.retryInterval
-        let retryNanoseconds = UInt64(retry.components.seconds) * 1_000_000_000 + UInt64(retry.components.attoseconds / 1_000_000_000)
+        let interval = DispatchTimeInterval.milliseconds(Int(configuration.commitInterval.milliseconds))
+        let retry = DispatchTimeInterval.milliseconds(Int(configuration.retryInterval.milliseconds))
         var lastCommit = DispatchTime.now()
         var lastVacuum = ContinuousClock.now
         var lastSync = ContinuousClock.now
@@ -299,7 +290,7 @@ public final class SessionStorage: SessionJournal, Sendable {
         var failingSince: ContinuousClock.Instant?
         var failuresAtStop = 0
         while true {
-            queue.waitForWork(until: lastCommit + .nanoseconds(Int(intervalNanoseconds)))
+            queue.waitForWork(until: lastCommit + interval)
             let (batch, last, stopping) = queue.takeBatch()
             lastCommit = DispatchTime.now()
             if unsyncedCommits, ContinuousClock.now - lastSync >= configuration.syncInterval {
@@ -367,7 +358,7 @@ public final class SessionStorage: SessionJournal, Sendable {
                     failuresAtStop += 1
                     if failuresAtStop >= 3 { return }
                 }
-                queue.pause(until: DispatchTime.now() + .nanoseconds(Int(retryNanoseconds)))
+                queue.pause(until: DispatchTime.now() + retry)
             }
         }
     }

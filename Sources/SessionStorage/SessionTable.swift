@@ -125,12 +125,8 @@ final class SessionTable: @unchecked Sendable {
                 }
             }
             if !batch.isEmpty { try body(batch) }
-        } catch let error as StorageError {
-            throw error
-        } catch let error as SQLiteError {
-            throw StorageError.sqlite(error, path: database.path, action: "reading the sessions back")
         } catch {
-            throw StorageError(code: .ioError, message: "reading \(database.path): \(error)")
+            throw StorageError.caught(error, path: database.path, action: "reading the sessions back")
         }
         return undecodable
     }

@@ -32,6 +32,16 @@ public struct StorageError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(code.rawValue): \(message)" }
 
+    /// Maps whatever a block of storage code threw: a ``StorageError`` stays as it is, an SQLite
+    /// failure is mapped by ``sqlite(_:path:action:)``, anything else is an `io_error`.
+    static func caught(_ error: any Error, path: String, action: String) -> StorageError {
+        switch error {
+        case let error as StorageError: error
+        case let error as SQLiteError: sqlite(error, path: path, action: action)
+        default: StorageError(code: .ioError, message: "\(action) failed on \(path): \(error)")
+        }
+    }
+
     /// Maps a failed SQLite call on `path` while doing `action` ("replay", "commit", ...).
     static func sqlite(_ error: SQLiteError, path: String, action: String) -> StorageError {
         if error.isDiskFull {

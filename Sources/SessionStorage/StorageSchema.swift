@@ -89,12 +89,8 @@ enum StorageSchema {
                 )
             }
             return .version(version)
-        } catch let error as StorageError {
-            throw error
-        } catch let error as SQLiteError {
-            throw StorageError.sqlite(error, path: path, action: "opening the database")
         } catch {
-            throw StorageError(code: .ioError, message: "opening \(path): \(error)")
+            throw StorageError.caught(error, path: path, action: "opening the database")
         }
     }
 

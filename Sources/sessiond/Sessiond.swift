@@ -95,7 +95,7 @@ struct Sessiond: AsyncParsableCommand {
     var logLevel = "info"
 
     mutating func run() async throws {
-        let level = try parse(Logger.Level(rawValue: logLevel), "--log-level", logLevel)
+        let level = try parse(Logger.Level.self, "--log-level", logLevel)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -118,7 +118,7 @@ struct Sessiond: AsyncParsableCommand {
                     + "or listen on a loopback address (127.0.0.1, ::1)"
             )
         }
-        let policy = try parse(SessionStore.SessionLimitPolicy(rawValue: sessionLimitPolicy), "--session-limit-policy", sessionLimitPolicy)
+        let policy = try parse(SessionStore.SessionLimitPolicy.self, "--session-limit-policy", sessionLimitPolicy)
         let storeConfiguration = SessionStore.Configuration(
             idleTimeout: .milliseconds(Int64((idleTimeout * 1000).rounded())),
             maxLifetime: .milliseconds(Int64((maxLifetime * 1000).rounded())),
@@ -134,12 +134,10 @@ struct Sessiond: AsyncParsableCommand {
         guard maxBodyBytes >= 1024 else { throw StartupError(message: "--max-body-bytes must be at least 1024") }
         guard connectionTimeout > 0 else { throw StartupError(message: "--connection-timeout must be positive") }
 
-        guard storage == "sqlite" || storage == "memory" else {
-            throw ValidationError("invalid value for --storage: \(storage) (sqlite or memory)")
-        }
-        let durabilityMode = try parse(SessionStorage.Durability(rawValue: durability), "--durability", durability)
+        let backend = try parse(StorageBackend.self, "--storage", storage)
+        let durabilityMode = try parse(SessionStorage.Durability.self, "--durability", durability)
         let sessionStorage: SessionStorage?
-        if storage == "sqlite" {
+        if backend == .sqlite {
             do {
                 sessionStorage = try SessionStorage(
                     configuration: .init(dataDirectory: dataDir, durability: durabilityMode),
@@ -234,7 +232,7 @@ struct Sessiond: AsyncParsableCommand {
                 "durability": "\(durabilityMode.rawValue)",
                 "restored": "\(replay.restored)",
                 "expired_while_down": "\(replay.expiredCount)",
-                "replay_ms": "\(replay.duration.components.seconds * 1000 + replay.duration.components.attoseconds / 1_000_000_000_000_000)",
+                "replay_ms": "\(replay.duration.milliseconds)",
                 "previous_shutdown": "\(replay.previousShutdownWasClean ? "clean" : "unclean (crash or kill -9)")",
             ]
         }
@@ -326,8 +324,13 @@ struct Sessiond: AsyncParsableCommand {
         }
     }
 
-    private func parse<T>(_ value: T?, _ flag: String, _ text: String) throws -> T {
-        guard let value else { throw ValidationError("invalid value for \(flag): \(text)") }
+    /// The value of an enumerated flag, or a usage error that lists the accepted values.
+    private func parse<T: RawRepresentable & CaseIterable>(_ type: T.Type, _ flag: String, _ text: String) throws -> T
+    where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+            let accepted = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("invalid value for \(flag): \(text) (one of \(accepted))")
+        }
         return value
     }
 
@@ -382,6 +385,12 @@ struct Sessiond: AsyncParsableCommand {
 }
 
 /// A configuration problem found before serving.
+/// The values of `--storage`.
+enum StorageBackend: String, CaseIterable {
+    case sqlite
+    case memory
+}
+
 struct StartupError: Error {
     var message: String
 }

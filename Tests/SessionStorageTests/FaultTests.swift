@@ -95,25 +95,19 @@ struct FaultTests {
         #expect(stat(directory.path + "/" + path, &info) == 0 && Int(info.st_size) == garbage.count)
     }
 
-    @Test("a database of another program is refused with foreign_database")
-    func foreign() throws {
+    @Test(
+        "a database of another program is refused with foreign_database",
+        arguments: ["CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)", "PRAGMA application_id = 1234"]
+    )
+    func foreign(made statement: String) throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         _ = mkdir(directory.dataDirectory, 0o700)
         let database = try SQLiteDatabase(path: directory.dataDirectory + "/" + SessionStorage.fileName)
-        try database.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        try database.execute(statement)
         database.close()
         let error = code { () throws(StorageError) in _ = try open(directory.dataDirectory) }
         #expect(error?.code == .foreignDatabase)
-
-        let other = TemporaryDirectory()
-        defer { other.remove() }
-        _ = mkdir(other.dataDirectory, 0o700)
-        let marked = try SQLiteDatabase(path: other.dataDirectory + "/" + SessionStorage.fileName)
-        try marked.execute("PRAGMA application_id = 1234")
-        marked.close()
-        let markedError = code { () throws(StorageError) in _ = try open(other.dataDirectory) }
-        #expect(markedError?.code == .foreignDatabase)
     }
 
     @Test("a schema newer than this version is refused, not downgraded")
