@@ -308,6 +308,35 @@ do {
     )
 }
 
+// MARK: The machine's memory latency: the floor under a random lookup in a large table
+
+/// Nanoseconds per load in a chain of dependent loads, each to a random cache line of a `bytes`-long
+/// working set (a pointer chase: the next address is the loaded value, so loads cannot overlap).
+func dependentLoadNanoseconds(workingSet bytes: Int) -> Double {
+    let lines = bytes / 64
+    var permutation = Array(0..<lines)
+    permutation.shuffle()
+    var next = [Int](repeating: 0, count: lines * 8)  // one Int used per 64-byte line
+    for index in 0..<lines { next[permutation[index] * 8] = permutation[(index + 1) % lines] * 8 }
+    let steps = 4_000_000
+    var position = permutation[0] * 8
+    let start = nowNanoseconds()
+    next.withUnsafeBufferPointer { table in
+        for _ in 0..<steps { position = table[position] }
+    }
+    let elapsed = Double(nowNanoseconds() - start)
+    precondition(position >= 0)
+    return elapsed / Double(steps)
+}
+
+for megabytes in [1, 32, 256] {
+    let samples = (0..<runs).map { _ in dependentLoadNanoseconds(workingSet: megabytes << 20) }
+    report(
+        "dependent random load (\(megabytes) MiB working set)", "\(format3(median(samples))) ns",
+        "pointer chase; a lookup in a large table pays this once per dependent step"
+    )
+}
+
 print("\n| benchmark | median | detail |\n|---|---:|---|")
 for (name, value, detail) in rows { print("| \(name) | \(value) | \(detail) |") }
 

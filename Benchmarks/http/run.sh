@@ -7,6 +7,8 @@
 # Prints req/s and latency for each round and the medians/ratios at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# sessiond runs with the malloc settings scripts/run.sh gives it (transparent huge pages); nothing else does.
+SESSIOND_TUNABLES=$(unset GLIBC_TUNABLES; source scripts/malloc-tunables.sh; echo "$GLIBC_TUNABLES")
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-10}
 SESSIONS=${SESSIONS:-1000000}
@@ -22,7 +24,7 @@ export TOKENS_FILE="$work/tokens"
 : > "$TOKENS_FILE"
 chmod 600 "$TOKENS_FILE" "$work/api-token"
 
-GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .build/release/sessiond --port 18480 --api-token-file "$work/api-token" --storage memory \
+GLIBC_TUNABLES="$SESSIOND_TUNABLES" .build/release/sessiond --port 18480 --api-token-file "$work/api-token" --storage memory \
     --log-level warning &
 sessiond_pid=$!
 "$work/baseline" 18481 2 &
@@ -57,6 +59,7 @@ done
 # validation run (random token, two headers per request), since wrk shares the 2 cores with the
 # server and its per-request Lua work lowers every figure.
 validate_runs=(); baseline_runs=(); baseline_script_runs=(); post_runs=(); baseline_post_runs=()
+get_ratios=(); post_ratios=(); get_p99s=()
 for round in $(seq "$ROUNDS"); do
     read -r b50 b_p50 b_p99 < <(wrk_run http://127.0.0.1:18481/)
     read -r bs bs_p50 bs_p99 < <(wrk_run http://127.0.0.1:18481 Benchmarks/http/validate.lua)
@@ -65,6 +68,10 @@ for round in $(seq "$ROUNDS"); do
     read -r p p_p50 p_p99 < <(wrk_run http://127.0.0.1:18480 Benchmarks/http/create_measure.lua)
     baseline_runs+=("$b50"); baseline_script_runs+=("$bs"); validate_runs+=("$v")
     baseline_post_runs+=("$bp"); post_runs+=("$p")
+    # Paired ratios: each round's servers ran back to back, so the machine's drift cancels out.
+    get_ratios+=("$(awk -v a="$v" -v b="$b50" 'BEGIN {print a/b}')")
+    post_ratios+=("$(awk -v a="$p" -v b="$b50" 'BEGIN {print a/b}')")
+    get_p99s+=("$v_p99")
     echo "round $round: C baseline $b50 req/s (p50 $b_p50, p99 $b_p99) | C baseline, same script $bs req/s (p99 $bs_p99) | GET /v1/session $v req/s (p50 $v_p50, p99 $v_p99)"
     echo "round $round: C baseline, POST script $bp req/s (p99 $bp_p99) | POST /v1/sessions $p req/s (p50 $p_p50, p99 $p_p99)"
 done
@@ -80,6 +87,8 @@ echo "median C baseline (validate script):  $ms req/s"
 echo "median GET /v1/session:   $mv req/s  ratio $(ratio "$mv" "$mb") of plain, $(ratio "$mv" "$ms") of same-script ceiling"
 echo "median C baseline (POST script):      $mbp req/s"
 echo "median POST /v1/sessions: $mp req/s  ratio $(ratio "$mp" "$mb") of plain, $(ratio "$mp" "$mbp") of same-script ceiling"
-echo "sessiond RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$sessiond_pid/status)"
+echo "median of per-round ratios to the plain ceiling: GET $(median "${get_ratios[@]}" | awk '{printf "%.2f", $1}') (rounds: ${get_ratios[*]}), POST $(median "${post_ratios[@]}" | awk '{printf "%.2f", $1}')"
+echo "GET /v1/session p99 per round: ${get_p99s[*]}"
+echo "sessiond RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$sessiond_pid/status), in huge pages: $(awk '/AnonHugePages/ {print $2, $3}' /proc/$sessiond_pid/smaps_rollup)"
 kill -TERM "$sessiond_pid" "$baseline_pid"
 wait "$sessiond_pid" "$baseline_pid" 2>/dev/null || true

@@ -11,6 +11,8 @@
 # the replay time is read from its startup line (replay_ms) and the time to /readyz 200 is measured.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# sessiond runs with the malloc settings scripts/run.sh gives it (transparent huge pages); nothing else does.
+SESSIOND_TUNABLES=$(unset GLIBC_TUNABLES; source scripts/malloc-tunables.sh; echo "$GLIBC_TUNABLES")
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-10}
 REPLAY_SESSIONS=${REPLAY_SESSIONS:-1000000}
@@ -25,7 +27,7 @@ echo "$API_TOKEN" > "$work/api-token"
 chmod 600 "$work/api-token"
 
 start() {  # port args... → sets started_pid
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "$BIN" --port "$1" --api-token-file "$work/api-token" --log-level warning \
+    GLIBC_TUNABLES="$SESSIOND_TUNABLES" "$BIN" --port "$1" --api-token-file "$work/api-token" --log-level warning \
         "${@:2}" >/dev/null 2>>"$work/sessiond-$1.log" &
     started_pid=$!
 }
@@ -97,7 +99,7 @@ replays=(); readies=()
 for run in $(seq "$REPLAY_RUNS"); do
     : > "$work/replay.log"
     started=$(date +%s%N)
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "$BIN" --port 18493 --api-token-file "$work/api-token" --data-dir "$work/replay" \
+    GLIBC_TUNABLES="$SESSIOND_TUNABLES" "$BIN" --port 18493 --api-token-file "$work/api-token" --data-dir "$work/replay" \
         2>"$work/replay.log" &
     pid=$!
     wait_ready 18493

@@ -438,33 +438,43 @@ extension MHDDaemon {
 
         func value(of key: String, kind: ValueKind) -> String? {
             guard isHandlerActive else { return nil }
-            return MHD_lookup_connection_value(connection, kind.mhdKind, key).map { String(cString: $0) }
+            // Explicit withCString: a short (inline) Swift string passed implicitly to a C pointer
+            // parameter is copied to the heap first; this way it is copied to the stack.
+            return key.withCString { key in
+                MHD_lookup_connection_value(connection, kind.mhdKind, key).map { String(cString: $0) }
+            }
         }
 
         func queryParameter(_ name: String) -> String? {
             guard isHandlerActive else { return nil }
             // MHD_lookup_connection_value compares keys case-insensitively; query names are case-sensitive.
-            final class Search {
-                let name: [UInt8]
+            // The search state lives on the stack: this runs on every request that reads a parameter.
+            struct Search {
+                let name: UnsafeBufferPointer<UInt8>
                 var value: String?
-                init(name: String) { self.name = Array(name.utf8) }
             }
-            let search = Search(name: name)
-            withExtendedLifetime(search) {
-                _ = MHD_get_connection_values_n(
-                    connection,
-                    .GET_ARGUMENT_KIND,
-                    { cls, _, key, keySize, value, valueSize in
-                        let search = Unmanaged<Search>.fromOpaque(cls!).takeUnretainedValue()
-                        let keyBytes = UnsafeRawBufferPointer(start: key, count: keySize)
-                        guard keyBytes.elementsEqual(search.name) else { return .YES }
-                        search.value = String(decoding: UnsafeRawBufferPointer(start: value, count: valueSize), as: UTF8.self)
-                        return .NO
-                    },
-                    Unmanaged.passUnretained(search).toOpaque()
-                )
+            var name = name
+            return name.withUTF8 { nameBytes in
+                var search = Search(name: nameBytes, value: nil)
+                withUnsafeMutablePointer(to: &search) { searchPointer in
+                    _ = MHD_get_connection_values_n(
+                        connection,
+                        .GET_ARGUMENT_KIND,
+                        { cls, _, key, keySize, value, valueSize in
+                            let search = cls!.assumingMemoryBound(to: Search.self)
+                            let keyBytes = UnsafeRawBufferPointer(start: key, count: keySize)
+                            guard keyBytes.elementsEqual(search.pointee.name) else { return .YES }
+                            search.pointee.value = String(
+                                decoding: UnsafeRawBufferPointer(start: value, count: valueSize),
+                                as: UTF8.self
+                            )
+                            return .NO
+                        },
+                        UnsafeMutableRawPointer(searchPointer)
+                    )
+                }
+                return search.value
             }
-            return search.value
         }
 
         func queryParameters() -> [(name: String, value: String)] {
@@ -780,19 +790,19 @@ private func queueComplete(
     context: MHDDaemon.Context
 ) -> MHD_Result {
     var body = body
-    var headers = headers
-    if compressIfAccepted {
-        headers.append((name: "Vary", value: "Accept-Encoding"))
-        if body.count >= HTTPResponse.compressionThreshold && acceptsGzip() {
-            do {
-                body = try Gzip.compress(body)
-                headers.append((name: "Content-Encoding", value: "gzip"))
-            } catch {
-                context.log("MicroHTTP: gzip failed (\(error)); sending the body uncompressed")
-            }
+    var gzipped = false
+    if compressIfAccepted && body.count >= HTTPResponse.compressionThreshold && acceptsGzip() {
+        do {
+            body = try Gzip.compress(body)
+            gzipped = true
+        } catch {
+            context.log("MicroHTTP: gzip failed (\(error)); sending the body uncompressed")
         }
     }
-    return queueBuffer(connection, status: status, headers: headers, body: body, context: context)
+    return queueBuffer(connection, status: status, headers: headers, body: body, context: context) { response in
+        if compressIfAccepted { _ = MHD_add_response_header(response, "Vary", "Accept-Encoding") }
+        if gzipped { _ = MHD_add_response_header(response, "Content-Encoding", "gzip") }
+    }
 }
 
 /// How many bytes beyond `maxBodySize` are read and dropped before the 413 is sent anyway.
@@ -841,7 +851,8 @@ private func queueBuffer(
     status: Int,
     headers: [(name: String, value: String)],
     body: [UInt8],
-    context: MHDDaemon.Context
+    context: MHDDaemon.Context,
+    addMore: (OpaquePointer) -> Void = { _ in }
 ) -> MHD_Result {
     let response = body.withUnsafeBytes { bytes in
         MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
@@ -851,6 +862,7 @@ private func queueBuffer(
         return .NO
     }
     addHeaders(response, headers, context: context)
+    addMore(response)
     let result = MHD_queue_response(connection, UInt32(status), response)
     MHD_destroy_response(response)
     return result
@@ -888,8 +900,14 @@ private func queueStream(
 }
 
 private func addHeaders(_ response: OpaquePointer, _ headers: [(name: String, value: String)], context: MHDDaemon.Context) {
-    for header in headers where MHD_add_response_header(response, header.name, header.value) != .YES {
-        context.log("MicroHTTP: response header \"\(header.name)\" was rejected by libmicrohttpd and dropped")
+    for header in headers {
+        // Explicit withCString: see RequestContext.value(of:kind:).
+        let added = header.name.withCString { name in
+            header.value.withCString { value in MHD_add_response_header(response, name, value) }
+        }
+        if added != .YES {
+            context.log("MicroHTTP: response header \"\(header.name)\" was rejected by libmicrohttpd and dropped")
+        }
     }
     if context.shuttingDown.load(ordering: .relaxed) {
         _ = MHD_add_response_header(response, "Connection", "close")

@@ -1,6 +1,8 @@
 /// base64url without padding (RFC 4648 §5), for tokens, ids and cursors.
 enum Base64URL {
-    static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// The 64 characters, as constant memory (no array, no lazy global on the encoding path).
+    static let alphabetText: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    static let alphabet: [UInt8] = alphabetText.withUTF8Buffer { Array($0) }
 
     /// Maps an ASCII byte to its 6-bit value, or 0xFF when the byte is not in the alphabet.
     static let decodeTable: [UInt8] = {
@@ -12,28 +14,41 @@ enum Base64URL {
     /// The number of characters that encode `byteCount` bytes without padding.
     static func encodedLength(_ byteCount: Int) -> Int { (byteCount * 4 + 2) / 3 }
 
-    /// Appends the encoding of `bytes` to `out`.
+    /// Appends the encoding of `bytes` to `out` (encoded on the stack, appended in one piece).
     static func encode(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        var index = 0
-        let count = bytes.count
-        while index + 3 <= count {
-            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            out.append(alphabet[Int(chunk >> 18 & 63)])
-            out.append(alphabet[Int(chunk >> 12 & 63)])
-            out.append(alphabet[Int(chunk >> 6 & 63)])
-            out.append(alphabet[Int(chunk & 63)])
-            index += 3
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: encodedLength(bytes.count)) { buffer in
+            encode(bytes, to: buffer)
+            out.append(contentsOf: UnsafeBufferPointer(buffer))
         }
-        let rest = count - index
-        if rest == 1 {
-            let chunk = UInt32(bytes[index]) << 16
-            out.append(alphabet[Int(chunk >> 18 & 63)])
-            out.append(alphabet[Int(chunk >> 12 & 63)])
-        } else if rest == 2 {
-            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
-            out.append(alphabet[Int(chunk >> 18 & 63)])
-            out.append(alphabet[Int(chunk >> 12 & 63)])
-            out.append(alphabet[Int(chunk >> 6 & 63)])
+    }
+
+    /// Writes the encoding of `bytes` to `output`, which holds exactly ``encodedLength(_:)`` bytes.
+    static func encode(_ bytes: UnsafeRawBufferPointer, to output: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(output.count == encodedLength(bytes.count), "output has the wrong length")
+        alphabetText.withUTF8Buffer { alphabet in
+            var index = 0
+            var position = 0
+            let count = bytes.count
+            while index + 3 <= count {
+                let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+                output[position] = alphabet[Int(chunk >> 18 & 63)]
+                output[position + 1] = alphabet[Int(chunk >> 12 & 63)]
+                output[position + 2] = alphabet[Int(chunk >> 6 & 63)]
+                output[position + 3] = alphabet[Int(chunk & 63)]
+                index += 3
+                position += 4
+            }
+            let rest = count - index
+            if rest == 1 {
+                let chunk = UInt32(bytes[index]) << 16
+                output[position] = alphabet[Int(chunk >> 18 & 63)]
+                output[position + 1] = alphabet[Int(chunk >> 12 & 63)]
+            } else if rest == 2 {
+                let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
+                output[position] = alphabet[Int(chunk >> 18 & 63)]
+                output[position + 1] = alphabet[Int(chunk >> 12 & 63)]
+                output[position + 2] = alphabet[Int(chunk >> 6 & 63)]
+            }
         }
     }
 

@@ -49,10 +49,23 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
 
     /// The 22-character base64url text form.
     public var description: String {
+        String(unsafeUninitializedCapacity: Self.textLength) { buffer in
+            writeText(to: buffer)
+            return Self.textLength
+        }
+    }
+
+    /// Length of the text form.
+    public static let textLength = 22
+
+    /// Appends the 22-character text form to `out`, without creating a `String`.
+    public func writeText(into out: inout [UInt8]) {
         var words = (w0, w1)
-        var out = [UInt8]()
-        out.reserveCapacity(22)
         Swift.withUnsafeBytes(of: &words) { Base64URL.encode($0, into: &out) }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func writeText(to buffer: UnsafeMutableBufferPointer<UInt8>) {
+        var words = (w0, w1)
+        Swift.withUnsafeBytes(of: &words) { Base64URL.encode($0, to: UnsafeMutableBufferPointer(rebasing: buffer[0..<Self.textLength])) }
     }
 }

@@ -584,8 +584,25 @@ public final class SessionStore: Sendable {
         guard count >= 1, count <= maxBytes else {
             throw SessionError(code: .invalidUsername, message: "username must be 1 to \(maxBytes) bytes of UTF-8")
         }
-        guard !username.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) else {
+        guard !containsControlCharacter(username) else {
             throw SessionError(code: .invalidUsername, message: "username must not contain control characters")
+        }
+    }
+
+    /// Whether `text` holds a C0 or C1 control character or DEL (U+0000–U+001F, U+007F–U+009F).
+    ///
+    /// A byte scan of the UTF-8 (this runs on every login): C0 and DEL are single bytes, and C1
+    /// characters are exactly the pairs `C2 80`–`C2 9F` (in valid UTF-8 a `C2` byte always starts a
+    /// two-byte sequence).
+    static func containsControlCharacter(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { utf8 in
+            var previous: UInt8 = 0
+            for byte in utf8 {
+                if byte < 0x20 || byte == 0x7F || (previous == 0xC2 && byte <= 0x9F && byte >= 0x80) { return true }
+                previous = byte
+            }
+            return false
         }
     }
 

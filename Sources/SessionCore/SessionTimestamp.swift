@@ -18,14 +18,26 @@ public struct SessionTimestamp: Sendable, Hashable, Comparable, CustomStringConv
 
     /// RFC 3339, UTC, always with three fractional digits, e.g. `2024-01-01T00:00:00.000Z`.
     public var rfc3339: String {
-        var out = [UInt8]()
-        out.reserveCapacity(24)
-        writeRFC3339(into: &out)
-        return String(decoding: out, as: UTF8.self)
+        String(unsafeUninitializedCapacity: Self.rfc3339Length) { buffer in
+            writeRFC3339(to: buffer)
+            return Self.rfc3339Length
+        }
     }
+
+    /// Length of the RFC 3339 form.
+    public static let rfc3339Length = 24
 
     /// Appends the RFC 3339 form (24 ASCII bytes) to `out`, without creating a `String`.
     public func writeRFC3339(into out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.rfc3339Length) { buffer in
+            writeRFC3339(to: buffer)
+            out.append(contentsOf: UnsafeBufferPointer(buffer))
+        }
+    }
+
+    /// Writes the 24 bytes of the RFC 3339 form to `buffer` (at least 24 bytes long).
+    func writeRFC3339(to buffer: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(buffer.count >= Self.rfc3339Length, "buffer too small")
         var milliseconds = millisecondsSinceEpoch
         var days = milliseconds / 86_400_000
         milliseconds -= days * 86_400_000
@@ -35,30 +47,29 @@ public struct SessionTimestamp: Sendable, Hashable, Comparable, CustomStringConv
         }
         let (year, month, day) = Self.civil(fromDays: days)
         let secondsOfDay = milliseconds / 1000
-        func put(_ value: Int64, digits: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<digits { divisor *= 10 }
+        func put(_ value: Int64, digits: Int, at offset: Int) {
             var rest = value
-            while divisor > 0 {
-                out.append(UInt8(48 + (rest / divisor) % 10))
-                rest %= divisor
-                divisor /= 10
+            for position in stride(from: offset + digits - 1, through: offset, by: -1) {
+                buffer[position] = UInt8(truncatingIfNeeded: 48 + rest % 10)
+                rest /= 10
             }
         }
-        put(year, digits: 4)
-        out.append(UInt8(ascii: "-"))
-        put(month, digits: 2)
-        out.append(UInt8(ascii: "-"))
-        put(day, digits: 2)
-        out.append(UInt8(ascii: "T"))
-        put(secondsOfDay / 3600, digits: 2)
-        out.append(UInt8(ascii: ":"))
-        put(secondsOfDay / 60 % 60, digits: 2)
-        out.append(UInt8(ascii: ":"))
-        put(secondsOfDay % 60, digits: 2)
-        out.append(UInt8(ascii: "."))
-        put(milliseconds % 1000, digits: 3)
-        out.append(UInt8(ascii: "Z"))
+        // Years outside 0...9999 are not representable in RFC 3339; the store never makes them
+        // (durations are capped), and the digits wrap rather than overflow.
+        put(year, digits: 4, at: 0)
+        buffer[4] = UInt8(ascii: "-")
+        put(month, digits: 2, at: 5)
+        buffer[7] = UInt8(ascii: "-")
+        put(day, digits: 2, at: 8)
+        buffer[10] = UInt8(ascii: "T")
+        put(secondsOfDay / 3600, digits: 2, at: 11)
+        buffer[13] = UInt8(ascii: ":")
+        put(secondsOfDay / 60 % 60, digits: 2, at: 14)
+        buffer[16] = UInt8(ascii: ":")
+        put(secondsOfDay % 60, digits: 2, at: 17)
+        buffer[19] = UInt8(ascii: ".")
+        put(milliseconds % 1000, digits: 3, at: 20)
+        buffer[23] = UInt8(ascii: "Z")
     }
 
     /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a proleptic Gregorian date.

@@ -1,3 +1,4 @@
+import CTokenDigest
 import Crypto
 
 /// A session's bearer secret: `usm_` + base64url(32 bytes from the system CSPRNG), 47 characters.
@@ -80,6 +81,30 @@ public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
     }
 
     init(sha256Of bytes: UnsafeRawBufferPointer) {
+        var digest = TokenHash.zero
+        let written = Swift.withUnsafeMutableBytes(of: &digest) { out in
+            usm_sha256_oneshot(
+                bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count,
+                out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            )
+        }
+        if written == 1 {
+            // The four words are the digest's bytes in order, as `init?(bytes:)` reads them.
+            self = digest
+            return
+        }
+        self.init(swiftCryptoSHA256Of: bytes)
+    }
+
+    /// Whether hashing goes through BoringSSL's one-shot function (see `CTokenDigest`), not
+    /// swift-crypto's `SHA256` type; for tests.
+    static var usesOneShotDigest: Bool {
+        var digest = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        return Swift.withUnsafeMutableBytes(of: &digest) { usm_sha256_oneshot(nil, 0, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) } == 1
+    }
+
+    /// SHA-256 through swift-crypto's API: the fallback, and the reference the tests compare with.
+    init(swiftCryptoSHA256Of bytes: UnsafeRawBufferPointer) {
         var hasher = SHA256()
         hasher.update(bufferPointer: bytes)
         let digest = hasher.finalize()

@@ -129,6 +129,7 @@ struct ShardState: ~Copyable {
         var entry = SessionEntry.free
         entry.hash = hash
         entry.id = id
+        entry.username = users[Int(user)].name
         entry.createdAt = createdAt
         entry.lastSeenAt = lastSeenAt ?? createdAt
         entry.expiresAt = expiresAt
@@ -170,7 +171,7 @@ struct ShardState: ~Copyable {
         let event = SessionEvent(
             kind: .ended(reason),
             id: entry.id,
-            username: users[Int(user)].name,
+            username: entry.username,
             createdAt: SessionTimestamp(millisecondsSinceEpoch: entry.createdAt),
             at: SessionTimestamp(millisecondsSinceEpoch: max(at, entry.createdAt))
         )
@@ -233,7 +234,7 @@ struct ShardState: ~Copyable {
         return SessionRecord(
             id: entry.id,
             tokenHash: entry.hash,
-            username: users[Int(entry.userSlot)].name,
+            username: entry.username,
             createdAt: entry.createdAt,
             lastSeenAt: entry.lastSeenAt,
             expiresAt: entry.expiresAt,
@@ -246,7 +247,7 @@ struct ShardState: ~Copyable {
         let entry = entries[slot]
         return Session(
             id: entry.id,
-            username: users[Int(entry.userSlot)].name,
+            username: entry.username,
             createdAt: SessionTimestamp(millisecondsSinceEpoch: entry.createdAt),
             lastSeenAt: SessionTimestamp(millisecondsSinceEpoch: entry.lastSeenAt),
             idleExpiresAt: SessionTimestamp(millisecondsSinceEpoch: entry.idleExpiresAt),
@@ -339,6 +340,7 @@ struct ShardState: ~Copyable {
             if entry.wheelBucket == 0 { problems.append("slot \(slot): not scheduled") }
             if entry.wheelBucket > bucket(for: entry.deadline.at) { problems.append("slot \(slot): scheduled late") }
             if !users[Int(entry.userSlot)].isLive { problems.append("slot \(slot): dead user") }
+            if entry.username != users[Int(entry.userSlot)].name { problems.append("slot \(slot): username") }
         }
         if liveCount != liveSessions { problems.append("liveSessions \(liveSessions) != recount \(liveCount)") }
         if idIndex.count != liveCount { problems.append("id index size \(idIndex.count) != \(liveCount)") }

@@ -28,10 +28,17 @@ struct SlotStorage: ~Copyable {
         }
     }
 
+    /// Chunks start on a cache line, so that each 128-byte entry spans exactly two lines.
+    static let chunkAlignment = 64
+
     /// Appends a slot holding `entry` and returns its number.
     mutating func append(_ entry: SessionEntry) -> Int32 {
         if count & Self.chunkMask == 0 {
-            chunks.append(UnsafeMutablePointer<SessionEntry>.allocate(capacity: Self.chunkSize))
+            let chunk = UnsafeMutableRawPointer.allocate(
+                byteCount: Self.chunkSize * MemoryLayout<SessionEntry>.stride,
+                alignment: max(Self.chunkAlignment, MemoryLayout<SessionEntry>.alignment)
+            )
+            chunks.append(chunk.bindMemory(to: SessionEntry.self, capacity: Self.chunkSize))
         }
         (chunks[chunks.count - 1] + (count & Self.chunkMask)).initialize(to: entry)
         count += 1
@@ -42,7 +49,7 @@ struct SlotStorage: ~Copyable {
         for (index, chunk) in chunks.enumerated() {
             let used = min(Self.chunkSize, count - index * Self.chunkSize)
             chunk.deinitialize(count: used)
-            chunk.deallocate()
+            UnsafeMutableRawPointer(chunk).deallocate()
         }
     }
 }

@@ -40,6 +40,10 @@ public final class SessionMetrics: Sendable {
     private let routes: [String: Int]
     private let routeNames: [String]
     private let requestCounters: Mutex<[RequestKey: Counter]>
+    /// The counters of the catalogue's (route, method, success status) triples, at
+    /// `route * methods.count + method`, read without a lock; other statuses are in
+    /// ``requestCounters``.
+    private let successCounters: [(status: Int, counter: Counter)?]
     /// The latency children created at init, at `route * methods.count + method`; `nil` for a pair
     /// outside the catalogue (those are in ``lateRequestDurations``).
     private let requestDurations: [ValueHistogram?]
@@ -150,13 +154,17 @@ public final class SessionMetrics: Sendable {
             }
         }
         var counters: [RequestKey: Counter] = [:]
+        var successes = [(status: Int, counter: Counter)?](repeating: nil, count: names.count * Self.methods.count)
         for (template, responses) in routes {
             for (method, status) in responses {
                 let key = RequestKey(route: routeIndex[template]!, method: Self.methodIndex(method), status: status)
-                counters[key] = Self.requestCounter(registry, route: template, method: Self.methods[key.method], status: status)
+                let counter = Self.requestCounter(registry, route: template, method: Self.methods[key.method], status: status)
+                counters[key] = counter
+                successes[Self.durationIndex(route: key.route, method: key.method)] = (status, counter)
             }
         }
         requestCounters = Mutex(counters)
+        successCounters = successes
         requestDurations = durations
 
         scrapes = Dictionary(
@@ -184,7 +192,13 @@ public final class SessionMetrics: Sendable {
     }
 
     private static func methodIndex(_ method: String) -> Int {
-        methods.firstIndex(of: method) ?? methods.count - 1
+        switch method {
+        case "GET": 1
+        case "POST": 5
+        case "DELETE": 0
+        case "HEAD": 2
+        default: methods.firstIndex(of: method) ?? methods.count - 1
+        }
     }
 
     private static func durationIndex(route: Int, method: Int) -> Int {
@@ -236,13 +250,30 @@ public final class SessionMetrics: Sendable {
     /// an unknown path with a method other than `GET`) is created on first use, under a lock. Both
     /// labels are bounded, so the family never has more than (routes + 1) × 8 children.
     public func recordRequest(route: String?, method: String, status: Int, duration: Duration) {
-        let routeIndex = route.flatMap { routes[$0] } ?? routes[Self.unmatchedRoute]!
+        recordRequest(routeIndex: routeIndex(of: route), method: method, status: status, duration: duration)
+    }
+
+    /// The index of a route template for ``recordRequest(routeIndex:method:status:duration:)``:
+    /// resolve each template once, then record without looking the string up on every request.
+    /// A template not given at init (or `nil`) is `unmatched`.
+    public func routeIndex(of template: String?) -> Int {
+        template.flatMap { routes[$0] } ?? routes[Self.unmatchedRoute]!
+    }
+
+    /// Same as ``recordRequest(route:method:status:duration:)`` with a route index from
+    /// ``routeIndex(of:)``. A request of the catalogue answered with its success status takes no lock.
+    public func recordRequest(routeIndex: Int, method: String, status: Int, duration: Duration) {
+        let routeIndex = routeNames.indices.contains(routeIndex) ? routeIndex : routes[Self.unmatchedRoute]!
         let key = RequestKey(route: routeIndex, method: Self.methodIndex(method), status: min(max(status, 100), 599))
-        let counter = Self.child(key, in: requestCounters) {
-            Self.requestCounter(registry, route: routeNames[key.route], method: Self.methods[key.method], status: key.status)
-        }
-        counter.increment()
         let index = Self.durationIndex(route: key.route, method: key.method)
+        if let success = successCounters[index], success.status == key.status {
+            success.counter.increment()
+        } else {
+            let counter = Self.child(key, in: requestCounters) {
+                Self.requestCounter(registry, route: routeNames[key.route], method: Self.methods[key.method], status: key.status)
+            }
+            counter.increment()
+        }
         let histogram = requestDurations[index] ?? Self.child(index, in: lateRequestDurations) {
             Self.requestDuration(registry, route: routeNames[key.route], method: Self.methods[key.method])
         }

@@ -22,9 +22,12 @@ public struct APIToken: Sendable, CustomStringConvertible {
     public func matches(_ candidate: some Sequence<UInt8>) -> Bool {
         var difference = 0
         var count = 0
+        var index = 0
         for byte in candidate {
-            difference |= Int(byte ^ bytes[count % bytes.count])
+            difference |= Int(byte ^ bytes[index])
             count += 1
+            // Wraps on the candidate's length alone (public), never on its content.
+            index = index + 1 == bytes.count ? 0 : index + 1
         }
         difference |= count ^ bytes.count
         return difference == 0

@@ -54,9 +54,13 @@ struct JSONBody {
         }
     }
 
-    /// Refuses members other than `allowed`.
-    func requireOnly(_ allowed: Set<String>) throws(APIError) {
-        if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
+    /// Refuses members other than `allowed`, naming the first unknown one in sorted order.
+    ///
+    /// A linear check over a handful of names: no set or sorted copy unless a member is unknown
+    /// (this runs on every write request).
+    func requireOnly(_ allowed: [String]) throws(APIError) {
+        guard members.keys.contains(where: { !allowed.contains($0) }) else { return }
+        if let unknown = members.keys.filter({ !allowed.contains($0) }).min() {
             throw APIError.unknownField(unknown)
         }
     }

@@ -68,6 +68,24 @@ public enum Route: Sendable, Hashable {
         .config, .events, .metrics, .healthz, .readyz,
     ]
 
+    /// The position of this route's kind in ``all`` (parameters ignored), for tables indexed by route.
+    public var ordinal: Int {
+        switch self {
+        case .sessions: 0
+        case .session: 1
+        case .sessionData: 2
+        case .sessionRotate: 3
+        case .sessionByID: 4
+        case .users: 5
+        case .userSessions: 6
+        case .config: 7
+        case .events: 8
+        case .metrics: 9
+        case .healthz: 10
+        case .readyz: 11
+        }
+    }
+
     /// Every template.
     public static var allTemplates: [String] { all.map(\.template) }
 
@@ -99,6 +117,31 @@ public enum Route: Sendable, Hashable {
         case .config: ["GET", "HEAD", "PATCH"]
         case .events: ["GET", "HEAD"]
         case .metrics, .healthz, .readyz: ["GET", "HEAD"]
+        }
+    }
+
+    /// Whether `method` is one of ``allowedMethods``, without building the list (this runs on every
+    /// request).
+    public func allows(_ method: String) -> Bool {
+        switch method {
+        case "GET", "HEAD":
+            switch self {
+            case .sessionRotate, .userSessions: false
+            default: true
+            }
+        case "POST":
+            switch self {
+            case .sessions, .sessionRotate: true
+            default: false
+            }
+        case "DELETE":
+            switch self {
+            case .sessions, .session, .sessionByID, .userSessions: true
+            default: false
+            }
+        case "PUT": self == .sessionData
+        case "PATCH": self == .config
+        default: false
         }
     }
 

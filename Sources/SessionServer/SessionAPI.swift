@@ -128,8 +128,8 @@ public final class SessionAPI: HTTPHandler {
             guard isReady else { throw APIError.notReady }
         }
         // HEAD is GET without a body (libmicrohttpd drops the body).
-        let method = request.method == "HEAD" && route.allowedMethods.contains("GET") ? "GET" : request.method
-        guard route.allowedMethods.contains(method) else { throw APIError.methodNotAllowed(route.allowedMethods) }
+        let method = request.method == "HEAD" && route.allows("GET") ? "GET" : request.method
+        guard route.allows(method) else { throw APIError.methodNotAllowed(route.allowedMethods) }
 
         switch (route, method) {
         case (.sessions, "POST"): return .afterCommit(try writing { () throws(APIError) in try createSession(request) })
@@ -170,13 +170,19 @@ public final class SessionAPI: HTTPHandler {
 
     private func authorize(_ request: HTTPRequest) throws(APIError) {
         guard let token = configuration.apiToken else { return }
-        guard let header = request.header("Authorization") else { throw APIError.apiTokenMissing }
-        let utf8 = Array(header.utf8)
-        let scheme = Array("bearer ".utf8)
-        guard utf8.count > scheme.count, zip(utf8, scheme).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) else {
-            throw APIError.apiTokenMissing
+        guard var header = request.header("Authorization") else { throw APIError.apiTokenMissing }
+        let outcome = header.withUTF8 { utf8 -> APIError? in
+            let scheme: StaticString = "bearer "
+            return scheme.withUTF8Buffer { scheme -> APIError? in
+                guard utf8.count > scheme.count else { return .apiTokenMissing }
+                for index in scheme.indices where utf8[index] | 0x20 != scheme[index] | 0x20 {
+                    // `| 0x20` folds ASCII letters; the space (0x20) is unaffected.
+                    return .apiTokenMissing
+                }
+                return token.matches(UnsafeBufferPointer(rebasing: utf8[scheme.count...])) ? nil : .apiTokenInvalid
+            }
         }
-        guard token.matches(utf8[scheme.count...]) else { throw APIError.apiTokenInvalid }
+        if let outcome { throw outcome }
     }
 
     // MARK: Sessions by token
@@ -432,13 +438,15 @@ public final class SessionAPI: HTTPHandler {
 
     // MARK: Responses
 
+    /// The headers of every JSON answer; one shared array, so that answering allocates no header list.
+    private static let jsonHeaders: [(name: String, value: String)] = [
+        ("Content-Type", "application/json; charset=utf-8"), ("Cache-Control", "no-store"),
+    ]
+
     private func json(status: Int = 200, capacity: Int = 320, _ build: (inout JSONWriter) -> Void) -> HTTPResponse {
         var writer = JSONWriter(capacity: capacity)
         build(&writer)
-        var response = HTTPResponse.json(writer.bytes, status: status)
-        response.headers.append(("Cache-Control", "no-store"))
-        response.compressIfAccepted = true
-        return response
+        return HTTPResponse(status: status, headers: Self.jsonHeaders, body: writer.bytes, compressIfAccepted: true)
     }
 
     private func status(_ text: String) -> HTTPResponse {
@@ -489,7 +497,7 @@ public final class SessionAPI: HTTPHandler {
     static func write(_ session: Session, token: SessionToken? = nil, into writer: inout JSONWriter) {
         writer.beginObject()
         writer.key("id")
-        writer.string(session.id.description)
+        writer.id(session.id)
         if let token {
             writer.key("token")
             writer.string(token.rawValue)

@@ -175,8 +175,9 @@ struct Sessiond: AsyncParsableCommand {
             storage: sessionStorage,
             configuration: .init(apiToken: apiToken, maximumEventSubscribers: maxEventSubscribers),
             metricsHandler: metricsAddress == nil ? endpoint.handle : nil,
-            observer: { route, method, status, duration in
-                metrics.recordRequest(route: route?.template, method: method, status: status, duration: duration)
+            observer: { [routeIndices = Route.all.map { metrics.routeIndex(of: $0.template) }] route, method, status, duration in
+                let routeIndex = route.map { routeIndices[$0.ordinal] } ?? metrics.routeIndex(of: nil)
+                metrics.recordRequest(routeIndex: routeIndex, method: method, status: status, duration: duration)
             }
         )
         let httpLogger = logger

@@ -112,6 +112,24 @@ struct SessionLifecycleTests {
         #expect(harness.recorder.all.isEmpty)
     }
 
+    @Test func entryIsTwoCacheLines() {
+        // The memory target (≤ 200 B per session at 1 M sessions) and the two-line layout both depend
+        // on it: a field added to SessionEntry must be paid for somewhere else.
+        #expect(MemoryLayout<SessionEntry>.stride == 128)
+    }
+
+    @Test func controlCharacterScanMatchesTheScalarDefinition() {
+        // Every scalar up to U+07FF (all one- and two-byte UTF-8 forms, so every C2 xx pair), and
+        // some longer ones, alone and between other characters.
+        let scalars = (0...0x7FF).compactMap(Unicode.Scalar.init) + ["\u{FFFD}", "🚀", "\u{2028}"]
+        for scalar in scalars {
+            let isControl = scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+            for text in [String(scalar), "a\(scalar)b", "é\(scalar)"] {
+                #expect(SessionStore.containsControlCharacter(text) == isControl, "U+\(String(scalar.value, radix: 16))")
+            }
+        }
+    }
+
     @Test func unicodeUsernamesWork() throws {
         let harness = Harness()
         let created = try harness.store.create(username: "Zoë 🚀")

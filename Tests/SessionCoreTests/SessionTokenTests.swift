@@ -25,6 +25,32 @@ struct SessionTokenTests {
         #expect(ids.count == 2000)
     }
 
+    @Test func tokenDigestIsSHA256() throws {
+        #if os(Linux)
+        // On Linux swift-crypto links BoringSSL, so the one-shot path must be the one in use: if a
+        // swift-crypto update renamed the symbol, this fails instead of silently slowing every hash.
+        #expect(TokenHash.usesOneShotDigest)
+        #endif
+        // FIPS 180-2 vectors, then random inputs of every length up to 300 bytes against swift-crypto.
+        let vectors: [(String, String)] = [
+            ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        ]
+        for (text, hex) in vectors {
+            let hash = Array(text.utf8).withUnsafeBytes { TokenHash(sha256Of: $0) }
+            let digest = hash.withUnsafeBytes { $0.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined() }
+            #expect(digest == hex)
+        }
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...300 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            bytes.withUnsafeBytes { raw in
+                #expect(TokenHash(sha256Of: raw) == TokenHash(swiftCryptoSHA256Of: raw), "length \(length)")
+            }
+        }
+    }
+
     @Test func printingATokenRedactsIt() throws {
         let token = try Harness().store.create(username: "ada").token
         #expect(!"\(token)".contains(token.rawValue.dropFirst(4)))

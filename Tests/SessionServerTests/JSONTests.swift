@@ -59,6 +59,63 @@ struct JSONTests {
         #expect(JSONValidator.isValid(writer.bytes))
     }
 
+    @Test func writerCopiesPlainRunsAndEscapesAtEveryPosition() {
+        for text in ["", "plain", "\"", "a\"", "\"a", "a\\b\u{7F}c\u{1F}", "end\n", "ünï\tcode\u{0}"] {
+            var writer = JSONWriter(capacity: 0)
+            writer.beginArray()
+            writer.string(text)
+            writer.string(text)
+            writer.endArray()
+            #expect(JSONValidator.isValid(writer.bytes), "\(text.debugDescription)")
+            let expected = text.unicodeScalars.map { scalar -> String in
+                switch scalar {
+                case "\"": return "\\\""
+                case "\\": return "\\\\"
+                case "\n": return "\\n"
+                case "\r": return "\\r"
+                case "\t": return "\\t"
+                case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                    let hex = String(scalar.value, radix: 16)
+                    return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: return String(scalar)
+                }
+            }.joined()
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == "[\"\(expected)\",\"\(expected)\"]")
+        }
+    }
+
+    @Test func writerNumbersIdsAndNesting() throws {
+        var writer = JSONWriter()
+        let id = try #require(SessionID("AAECAwQFBgcICQoLDA0ODw"))
+        writer.beginObject()
+        writer.key("i")
+        writer.integer(Int.min)
+        writer.key("z")
+        writer.integer(0)
+        writer.key("id")
+        writer.id(id)
+        writer.key("o")
+        writer.beginObject()
+        writer.endObject()
+        writer.key("l")
+        writer.beginArray()
+        writer.beginArray()
+        writer.endArray()
+        writer.beginObject()
+        writer.key("k")
+        writer.bool(false)
+        writer.endObject()
+        writer.endArray()
+        writer.key("s")
+        writer.seconds(.milliseconds(10))
+        writer.endObject()
+        #expect(
+            String(decoding: writer.bytes, as: UTF8.self)
+                == #"{"i":-9223372036854775808,"z":0,"id":"AAECAwQFBgcICQoLDA0ODw","o":{},"l":[[],{"k":false}],"s":0.01}"#
+        )
+        #expect(id.description == "AAECAwQFBgcICQoLDA0ODw")
+    }
+
     @Test func eventFramesCarryNoToken() throws {
         let store = SessionStore(clock: ManualSessionClock())
         let created = try store.create(username: "ada")

@@ -25,6 +25,19 @@ struct RouteTests {
         #expect(Route(path: "/v1/sessions/xyz") == .sessionByID("xyz"))
     }
 
+    @Test func ordinalsArePositionsInAll() {
+        for (position, route) in Route.all.enumerated() { #expect(route.ordinal == position) }
+        #expect(Route.sessionByID("x").ordinal == Route.sessionByID("").ordinal)
+    }
+
+    @Test func allowsAgreesWithTheAllowHeaderList() {
+        for route in Route.all {
+            for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "BREW", "get", ""] {
+                #expect(route.allows(method) == route.allowedMethods.contains(method), "\(route.template) \(method)")
+            }
+        }
+    }
+
     @Test func onlyProbesAreOpenWithoutTheAPIToken() {
         #expect(!Route.healthz.requiresAPIToken && !Route.readyz.requiresAPIToken && !Route.metrics.requiresAPIToken)
         #expect(Route.sessions.requiresAPIToken && Route.events.requiresAPIToken && Route.config.requiresAPIToken)
