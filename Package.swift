@@ -61,7 +61,11 @@ let package = Package(
         ),
         .target(
             name: "SessionStorage",
-            dependencies: ["SessionCore", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "SessionCore", "CSQLite",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),

@@ -1,3 +1,4 @@
+import DequeModule
 import Dispatch
 import SessionCore
 import Synchronization
@@ -16,13 +17,24 @@ final class CommitQueue: Sendable {
         var recorded: UInt64 = 0
         /// Every change up to this number is committed.
         var committed: UInt64 = 0
-        var waiters: [(sequence: UInt64, completion: Completion)] = []
-        /// The writer is waiting for work and must be woken for commit-mode changes.
-        var writerIdle = false
+        /// In increasing `sequence` order (appended as changes are recorded), so a commit answers a
+        /// prefix.
+        var waiters = Deque<(sequence: UInt64, completion: Completion)>()
+        var writer = WriterState.busy
         var stopping = false
         var closed = false
         /// Set while the last commit failed.
         var failure: StorageError?
+    }
+
+    /// What the writer thread is doing, which decides who wakes it.
+    private enum WriterState {
+        /// Committing (or about to): nobody wakes it.
+        case busy
+        /// Waiting for work: a waiting request or a long queue wakes it.
+        case idle
+        /// Letting a batch grow (group commit): only `target` pending changes (or a stop) wake it.
+        case gathering(target: Int)
     }
 
     /// A queue this long is committed without waiting for the interval.
@@ -40,8 +52,14 @@ final class CommitQueue: Sendable {
         let wake = state.withLock { state -> Bool in
             state.pending.append(change)
             state.recorded += 1
-            guard state.writerIdle, state.pending.count >= Self.eagerBatchSize else { return false }
-            state.writerIdle = false
+            let threshold: Int
+            switch state.writer {
+            case .busy: return false
+            case .idle: threshold = Self.eagerBatchSize
+            case .gathering(let target): threshold = target
+            }
+            guard state.pending.count >= threshold else { return false }
+            state.writer = .busy
             return true
         }
         if wake { wakeup.signal() }
@@ -54,8 +72,8 @@ final class CommitQueue: Sendable {
             if state.closed { return .some(StorageError(code: .closed, message: "storage is closed")) }
             if state.committed >= state.recorded { return .some(nil) }
             state.waiters.append((state.recorded, completion))
-            if state.writerIdle {
-                state.writerIdle = false
+            if case .idle = state.writer {
+                state.writer = .busy
                 wakeup.signal()
             }
             return .none
@@ -73,12 +91,26 @@ final class CommitQueue: Sendable {
     func waitForWork(until deadline: DispatchTime) {
         let mustWait = state.withLock { state -> Bool in
             let urgent = state.stopping || !state.waiters.isEmpty || state.pending.count >= Self.eagerBatchSize
-            state.writerIdle = !urgent
+            state.writer = urgent ? .busy : .idle
             return !urgent
         }
         guard mustWait else { return }
         _ = wakeup.wait(timeout: deadline)
-        state.withLock { $0.writerIdle = false }
+        state.withLock { $0.writer = .busy }
+    }
+
+    /// Writer (group commit): sleeps until `deadline`, or less once `target` changes are pending or
+    /// ``stop()`` was called. Requests that start waiting meanwhile do not wake it: they are what
+    /// the batch is waiting for.
+    func gather(until deadline: DispatchTime, target: Int) {
+        let mustWait = state.withLock { state -> Bool in
+            guard !state.stopping, state.pending.count < target else { return false }
+            state.writer = .gathering(target: target)
+            return true
+        }
+        guard mustWait else { return }
+        _ = wakeup.wait(timeout: deadline)
+        state.withLock { $0.writer = .busy }
     }
 
     /// Writer: sleeps until `deadline` or ``stop()`` (after a failed commit, before retrying).
@@ -87,12 +119,14 @@ final class CommitQueue: Sendable {
         _ = wakeup.wait(timeout: deadline)
     }
 
-    /// Writer: everything pending, the number of its last change, and whether to stop after it.
-    func takeBatch() -> (changes: [SessionChange], last: UInt64, stopping: Bool) {
-        state.withLock { state in
-            let batch = state.pending
-            state.pending = []
-            return (batch, state.recorded, state.stopping)
+    /// Writer: everything pending goes into `batch` (whose old contents are dropped; its storage is
+    /// handed back to the queue, so that a steady stream of commits allocates no arrays). Returns
+    /// the number of the batch's last change, and whether to stop after it.
+    func takeBatch(into batch: inout [SessionChange]) -> (last: UInt64, stopping: Bool) {
+        batch.removeAll(keepingCapacity: true)
+        return state.withLock { state in
+            swap(&batch, &state.pending)
+            return (state.recorded, state.stopping)
         }
     }
 
@@ -101,10 +135,7 @@ final class CommitQueue: Sendable {
         let ready = state.withLock { state -> [Completion] in
             state.committed = max(state.committed, last)
             state.failure = nil
-            let committed = state.committed
-            let ready = state.waiters.filter { $0.sequence <= committed }.map(\.completion)
-            state.waiters.removeAll { $0.sequence <= committed }
-            return ready
+            return Self.takeWaiters(through: state.committed, from: &state.waiters)
         }
         for completion in ready { completion(nil) }
     }
@@ -115,11 +146,21 @@ final class CommitQueue: Sendable {
         let failedWaiters = state.withLock { state -> [Completion] in
             state.pending = batch + state.pending
             state.failure = error
-            let failed = state.waiters.filter { $0.sequence <= last }.map(\.completion)
-            state.waiters.removeAll { $0.sequence <= last }
-            return failed
+            return Self.takeWaiters(through: last, from: &state.waiters)
         }
         for completion in failedWaiters { completion(error) }
+    }
+
+    /// Removes and returns the completions of the waiters for changes up to `last` (a prefix).
+    private static func takeWaiters(
+        through last: UInt64,
+        from waiters: inout Deque<(sequence: UInt64, completion: Completion)>
+    ) -> [Completion] {
+        var taken: [Completion] = []
+        while let first = waiters.first, first.sequence <= last {
+            taken.append(waiters.removeFirst().completion)
+        }
+        return taken
     }
 
     /// Asks the writer to commit what is pending and stop.

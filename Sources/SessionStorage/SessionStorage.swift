@@ -289,9 +289,19 @@ public final class SessionStorage: SessionJournal, Sendable {
         var unsyncedCommits = false
         var failingSince: ContinuousClock.Instant?
         var failuresAtStop = 0
+        var previousBatchSize = 0
+        var batch: [SessionChange] = []
+        let gatherWindow = DispatchTimeInterval.microseconds(Int(configuration.commitGatherWindow.microseconds))
+        let gathers = configuration.durability.acknowledgesAfterCommit && configuration.commitGatherWindow > .zero
         while true {
             queue.waitForWork(until: lastCommit + interval)
-            let (batch, last, stopping) = queue.takeBatch()
+            if gathers, previousBatchSize > 1, failingSince == nil {
+                // Several clients are writing: let the batch grow a little, so that one transaction
+                // (and one wake-up of the waiting connections) serves more of them.
+                queue.gather(until: DispatchTime.now() + gatherWindow, target: configuration.commitGatherTarget)
+            }
+            let (last, stopping) = queue.takeBatch(into: &batch)
+            previousBatchSize = batch.count
             lastCommit = DispatchTime.now()
             if unsyncedCommits, ContinuousClock.now - lastSync >= configuration.syncInterval {
                 // synchronous = NORMAL: commits reach the OS at once, the disk at a checkpoint. A

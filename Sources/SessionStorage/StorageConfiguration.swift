@@ -41,6 +41,13 @@ extension SessionStorage {
         /// write-ahead log is flushed to the disk (a passive checkpoint), in `commit` and `interval`
         /// modes.
         public var syncInterval: Duration
+        /// Group commit in `commit` and `fsync` modes: when the previous commit held more than one
+        /// change (several clients are writing), the writer waits up to this long, or until
+        /// ``commitGatherTarget`` changes are pending, before it commits, so that one transaction
+        /// carries more of them. A lone writer is never delayed. `.zero` commits at once.
+        public var commitGatherWindow: Duration
+        /// See ``commitGatherWindow``.
+        public var commitGatherTarget: Int
 
         public init(
             dataDirectory: String = "./data",
@@ -48,7 +55,9 @@ extension SessionStorage {
             commitInterval: Duration = .milliseconds(100),
             slideStepDivisor: Int64 = 10,
             retryInterval: Duration = .milliseconds(500),
-            syncInterval: Duration = .seconds(1)
+            syncInterval: Duration = .seconds(1),
+            commitGatherWindow: Duration = .microseconds(250),
+            commitGatherTarget: Int = 32
         ) {
             self.dataDirectory = dataDirectory
             self.durability = durability
@@ -56,6 +65,8 @@ extension SessionStorage {
             self.slideStepDivisor = max(1, slideStepDivisor)
             self.retryInterval = retryInterval
             self.syncInterval = syncInterval
+            self.commitGatherWindow = commitGatherWindow
+            self.commitGatherTarget = max(1, commitGatherTarget)
         }
     }
 }
