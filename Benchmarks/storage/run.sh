@@ -80,6 +80,14 @@ mgm=$(median "${get_mem[@]}"); mgc=$(median "${get_commit[@]}")
 echo
 echo "median POST /v1/sessions: memory $mpm, commit $mpc (ratio $(ratio "$mpc" "$mpm")), interval $mpi (ratio $(ratio "$mpi" "$mpm")), fsync $mpf (ratio $(ratio "$mpf" "$mpm"))"
 echo "median GET /v1/session:   memory $mgm, commit $mgc (ratio $(ratio "$mgc" "$mgm"))"
+# Paired ratios: in each round the servers ran back to back, so the machine's drift cancels out.
+paired() {  # MODE_ARRAY MEMORY_ARRAY (names) → median of the per-round ratios, and the ratios
+    local -n mode=$1 base=$2
+    local ratios=() i
+    for i in "${!mode[@]}"; do ratios+=("$(awk -v a="${mode[$i]}" -v b="${base[$i]}" 'BEGIN {print a/b}')"); done
+    echo "$(median "${ratios[@]}" | awk '{printf "%.2f", $1}') (rounds: $(printf '%.2f ' "${ratios[@]}"))"
+}
+echo "median of per-round ratios to memory: POST commit $(paired post_commit post_mem), interval $(paired post_interval post_mem), fsync $(paired post_fsync post_mem); GET commit $(paired get_commit get_mem)"
 metrics=$(curl -fs http://127.0.0.1:18491/metrics)
 commits=$(awk '$1 == "sessiond_storage_commits_total" {print $2}' <<<"$metrics")
 writes=$(awk '$1 ~ /^sessiond_storage_writes_total/ {s += $2} END {print s}' <<<"$metrics")

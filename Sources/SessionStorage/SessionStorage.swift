@@ -45,6 +45,8 @@ public final class SessionStorage: SessionJournal, Sendable {
     private let counters = Mutex(StorageStatistics())
     private let lifecycle = Mutex(Lifecycle.opened)
     private let writerStopped = DispatchSemaphore(value: 0)
+    /// Started with the writer; see ``WALCheckpointer``.
+    private let checkpointer = Mutex<WALCheckpointer?>(nil)
     /// Tests: a page limit for the writer to apply before its next commit (`.some(nil)` lifts it).
     private let requestedPageLimit = Mutex<Int64??>(nil)
 
@@ -195,7 +197,20 @@ public final class SessionStorage: SessionJournal, Sendable {
             runWriter()
             writerStopped.signal()
         }
+        do {
+            let started = try WALCheckpointer(path: path, interval: configuration.syncInterval, logger: logger)
+            checkpointer.withLock { $0 = started }
+        } catch {
+            // The writer's automatic checkpoints (every 1000 pages) still bound the log.
+            logger.warning(
+                "storage checkpointer could not start; the log is folded in every 1000 pages by the writer",
+                metadata: ["error": "\(StorageError.sqlite(error, path: path, action: "opening the checkpointer"))"]
+            )
+        }
     }
+
+    /// Tests: checkpoints completed by the checkpointer thread.
+    var checkpointsForTesting: Int { checkpointer.withLock { $0?.checkpoints ?? 0 } }
 
     /// ``SessionJournal``: queues the change for the next commit.
     public func record(_ change: SessionChange) { queue.record(change) }
@@ -257,6 +272,7 @@ public final class SessionStorage: SessionJournal, Sendable {
         }
         guard let wasRunning else { return }
         if wasRunning {
+            checkpointer.withLock { $0 }?.stop()
             queue.stop()
             writerStopped.wait()
         }
@@ -285,8 +301,6 @@ public final class SessionStorage: SessionJournal, Sendable {
         let retry = DispatchTimeInterval.milliseconds(Int(configuration.retryInterval.milliseconds))
         var lastCommit = DispatchTime.now()
         var lastVacuum = ContinuousClock.now
-        var lastSync = ContinuousClock.now
-        var unsyncedCommits = false
         var failingSince: ContinuousClock.Instant?
         var failuresAtStop = 0
         var previousBatchSize = 0
@@ -303,17 +317,6 @@ public final class SessionStorage: SessionJournal, Sendable {
             let (last, stopping) = queue.takeBatch(into: &batch)
             previousBatchSize = batch.count
             lastCommit = DispatchTime.now()
-            if unsyncedCommits, ContinuousClock.now - lastSync >= configuration.syncInterval {
-                // synchronous = NORMAL: commits reach the OS at once, the disk at a checkpoint. A
-                // passive checkpoint flushes the log, bounding what a power loss can take.
-                lastSync = ContinuousClock.now
-                unsyncedCommits = false
-                do {
-                    _ = try table.database.integer("PRAGMA wal_checkpoint(PASSIVE)")
-                } catch {
-                    logger.warning("storage checkpoint failed", metadata: ["error": "\(error)"])
-                }
-            }
             if batch.isEmpty {
                 if stopping { return }
                 continue
@@ -333,7 +336,6 @@ public final class SessionStorage: SessionJournal, Sendable {
                     statistics.commits += 1
                 }
                 queue.committed(through: last)
-                unsyncedCommits = configuration.durability != .fsync
                 commitObserver.withLock { $0 }?.call(CommitReport(changes: batch.count, duration: duration, error: nil))
                 if let since = failingSince {
                     logger.notice(

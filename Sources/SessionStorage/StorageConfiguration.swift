@@ -4,7 +4,7 @@ extension SessionStorage {
         /// After the commit that holds it has been written to the operating system (group commit;
         /// SQLite `synchronous = NORMAL` in WAL mode): nothing acknowledged is lost when the process
         /// crashes or is killed (`kill -9`). The log is flushed to the disk at least every
-        /// ``Configuration/syncInterval`` (1 s), which bounds what a power loss or kernel crash can
+        /// ``Configuration/syncInterval`` (250 ms), which bounds what a power loss or kernel crash can
         /// take. The default.
         case commit
         /// After the commit that holds it has been flushed to the disk (`fsync`, SQLite
@@ -55,7 +55,7 @@ extension SessionStorage {
             commitInterval: Duration = .milliseconds(100),
             slideStepDivisor: Int64 = 10,
             retryInterval: Duration = .milliseconds(500),
-            syncInterval: Duration = .seconds(1),
+            syncInterval: Duration = .milliseconds(250),
             commitGatherWindow: Duration = .microseconds(250),
             commitGatherTarget: Int = 32
         ) {

@@ -81,7 +81,7 @@ struct Sessiond: AsyncParsableCommand {
     @Option(
         help: """
             When writes are acknowledged: commit (after the commit that holds them reached the OS; nothing \
-            acknowledged is lost when sessiond crashes or is killed; flushed to disk every second), fsync (after \
+            acknowledged is lost when sessiond crashes or is killed; flushed to disk every 250 ms), fsync (after \
             the commit is also flushed to disk; survives power loss) or interval (at once, committed every \
             100 ms; a crash can lose the last 100 ms).
             """

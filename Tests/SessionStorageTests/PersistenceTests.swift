@@ -165,6 +165,27 @@ struct PersistenceTests {
         #expect(await harness.commit() == nil)
     }
 
+    @Test("the log is folded into the database file by the checkpointer thread, not the writer")
+    func checkpointsRunOffTheWriter() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let harness = try StoredHarness(directory: directory.dataDirectory)
+        defer { harness.close() }
+        for index in 0..<200 { _ = try harness.store.create(username: "user-\(index)") }
+        #expect(await harness.commit() == nil)
+        // The writer no longer checkpoints, and 200 small rows are far below SQLite's automatic
+        // checkpoint (1000 pages): only the checkpointer (every second) can have done it.
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while harness.storage.checkpointsForTesting == 0, clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(harness.storage.checkpointsForTesting >= 1)
+        // Commits go on while the checkpointer runs.
+        for index in 200..<400 { _ = try harness.store.create(username: "user-\(index)") }
+        #expect(await harness.commit() == nil)
+    }
+
     @Test("only SHA-256 of the token is stored, never the token")
     func noTokenInFile() async throws {
         let directory = TemporaryDirectory()
