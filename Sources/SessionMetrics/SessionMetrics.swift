@@ -192,13 +192,7 @@ public final class SessionMetrics: Sendable {
     }
 
     private static func methodIndex(_ method: String) -> Int {
-        switch method {
-        case "GET": 1
-        case "POST": 5
-        case "DELETE": 0
-        case "HEAD": 2
-        default: methods.firstIndex(of: method) ?? methods.count - 1
-        }
+        methods.firstIndex(of: method) ?? methods.count - 1
     }
 
     private static func durationIndex(route: Int, method: Int) -> Int {
