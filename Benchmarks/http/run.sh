@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # sessiond runs with the malloc settings scripts/run.sh gives it (transparent huge pages); nothing else does.
+source Benchmarks/stats.sh
 SESSIOND_TUNABLES=$(unset GLIBC_TUNABLES; source scripts/malloc-tunables.sh; echo "$GLIBC_TUNABLES")
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-10}
@@ -59,7 +60,7 @@ done
 # validation run (random token, two headers per request), since wrk shares the 2 cores with the
 # server and its per-request Lua work lowers every figure.
 validate_runs=(); baseline_runs=(); baseline_script_runs=(); post_runs=(); baseline_post_runs=()
-get_ratios=(); post_ratios=(); get_p99s=()
+get_p99s=()
 for round in $(seq "$ROUNDS"); do
     read -r b50 b_p50 b_p99 < <(wrk_run http://127.0.0.1:18481/)
     read -r bs bs_p50 bs_p99 < <(wrk_run http://127.0.0.1:18481 Benchmarks/http/validate.lua)
@@ -68,18 +69,13 @@ for round in $(seq "$ROUNDS"); do
     read -r p p_p50 p_p99 < <(wrk_run http://127.0.0.1:18480 Benchmarks/http/create_measure.lua)
     baseline_runs+=("$b50"); baseline_script_runs+=("$bs"); validate_runs+=("$v")
     baseline_post_runs+=("$bp"); post_runs+=("$p")
-    # Paired ratios: each round's servers ran back to back, so the machine's drift cancels out.
-    get_ratios+=("$(awk -v a="$v" -v b="$b50" 'BEGIN {print a/b}')")
-    post_ratios+=("$(awk -v a="$p" -v b="$b50" 'BEGIN {print a/b}')")
     get_p99s+=("$v_p99")
     echo "round $round: C baseline $b50 req/s (p50 $b_p50, p99 $b_p99) | C baseline, same script $bs req/s (p99 $bs_p99) | GET /v1/session $v req/s (p50 $v_p50, p99 $v_p99)"
     echo "round $round: C baseline, POST script $bp req/s (p99 $bp_p99) | POST /v1/sessions $p req/s (p50 $p_p50, p99 $p_p99)"
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mb=$(median "${baseline_runs[@]}"); ms=$(median "${baseline_script_runs[@]}"); mv=$(median "${validate_runs[@]}")
 mbp=$(median "${baseline_post_runs[@]}"); mp=$(median "${post_runs[@]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 echo
 echo "sessions loaded: $created"
 echo "median C baseline (plain GET):        $mb req/s"
@@ -87,7 +83,7 @@ echo "median C baseline (validate script):  $ms req/s"
 echo "median GET /v1/session:   $mv req/s  ratio $(ratio "$mv" "$mb") of plain, $(ratio "$mv" "$ms") of same-script ceiling"
 echo "median C baseline (POST script):      $mbp req/s"
 echo "median POST /v1/sessions: $mp req/s  ratio $(ratio "$mp" "$mb") of plain, $(ratio "$mp" "$mbp") of same-script ceiling"
-echo "median of per-round ratios to the plain ceiling: GET $(median "${get_ratios[@]}" | awk '{printf "%.2f", $1}') (rounds: ${get_ratios[*]}), POST $(median "${post_ratios[@]}" | awk '{printf "%.2f", $1}')"
+echo "median of per-round ratios to the plain ceiling: GET $(paired validate_runs baseline_runs), POST $(paired post_runs baseline_runs)"
 echo "GET /v1/session p99 per round: ${get_p99s[*]}"
 echo "sessiond RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$sessiond_pid/status), in huge pages: $(awk '/AnonHugePages/ {print $2, $3}' /proc/$sessiond_pid/smaps_rollup)"
 kill -TERM "$sessiond_pid" "$baseline_pid"

@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # sessiond runs with the malloc settings scripts/run.sh gives it (transparent huge pages); nothing else does.
+source Benchmarks/stats.sh
 SESSIOND_TUNABLES=$(unset GLIBC_TUNABLES; source scripts/malloc-tunables.sh; echo "$GLIBC_TUNABLES")
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-10}
@@ -72,21 +73,12 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round: GET  memory $gm req/s (p99 $gm99) | commit $gc (p99 $gc99)"
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 mpm=$(median "${post_mem[@]}"); mpc=$(median "${post_commit[@]}"); mpi=$(median "${post_interval[@]}")
 mpf=$(median "${post_fsync[@]}")
 mgm=$(median "${get_mem[@]}"); mgc=$(median "${get_commit[@]}")
 echo
 echo "median POST /v1/sessions: memory $mpm, commit $mpc (ratio $(ratio "$mpc" "$mpm")), interval $mpi (ratio $(ratio "$mpi" "$mpm")), fsync $mpf (ratio $(ratio "$mpf" "$mpm"))"
 echo "median GET /v1/session:   memory $mgm, commit $mgc (ratio $(ratio "$mgc" "$mgm"))"
-# Paired ratios: in each round the servers ran back to back, so the machine's drift cancels out.
-paired() {  # MODE_ARRAY MEMORY_ARRAY (names) → median of the per-round ratios, and the ratios
-    local -n mode=$1 base=$2
-    local ratios=() i
-    for i in "${!mode[@]}"; do ratios+=("$(awk -v a="${mode[$i]}" -v b="${base[$i]}" 'BEGIN {print a/b}')"); done
-    echo "$(median "${ratios[@]}" | awk '{printf "%.2f", $1}') (rounds: $(printf '%.2f ' "${ratios[@]}"))"
-}
 echo "median of per-round ratios to memory: POST commit $(paired post_commit post_mem), interval $(paired post_interval post_mem), fsync $(paired post_fsync post_mem); GET commit $(paired get_commit get_mem)"
 metrics=$(curl -fs http://127.0.0.1:18491/metrics)
 commits=$(awk '$1 == "sessiond_storage_commits_total" {print $2}' <<<"$metrics")

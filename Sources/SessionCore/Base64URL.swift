@@ -1,13 +1,14 @@
 /// base64url without padding (RFC 4648 §5), for tokens, ids and cursors.
 enum Base64URL {
     /// The 64 characters, as constant memory (no array, no lazy global on the encoding path).
-    static let alphabetText: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    static let alphabet: [UInt8] = alphabetText.withUTF8Buffer { Array($0) }
+    static let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
     /// Maps an ASCII byte to its 6-bit value, or 0xFF when the byte is not in the alphabet.
     static let decodeTable: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
-        for (value, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(value) }
+        alphabet.withUTF8Buffer { alphabet in
+            for (value, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(value) }
+        }
         return table
     }()
 
@@ -25,7 +26,7 @@ enum Base64URL {
     /// Writes the encoding of `bytes` to `output`, which holds exactly ``encodedLength(_:)`` bytes.
     static func encode(_ bytes: UnsafeRawBufferPointer, to output: UnsafeMutableBufferPointer<UInt8>) {
         precondition(output.count == encodedLength(bytes.count), "output has the wrong length")
-        alphabetText.withUTF8Buffer { alphabet in
+        alphabet.withUTF8Buffer { alphabet in
             var index = 0
             var position = 0
             let count = bytes.count

@@ -99,7 +99,7 @@ public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
     /// Whether hashing goes through BoringSSL's one-shot function (see `CTokenDigest`), not
     /// swift-crypto's `SHA256` type; for tests.
     static var usesOneShotDigest: Bool {
-        var digest = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var digest = TokenHash.zero
         return Swift.withUnsafeMutableBytes(of: &digest) { usm_sha256_oneshot(nil, 0, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) } == 1
     }
 
