@@ -26,6 +26,12 @@ struct TemporaryDirectory {
         _ = system("rm -rf '\(path)'")
     }
 
+    /// Size of the file at `path` in bytes (0 when it does not exist).
+    static func fileSize(_ path: String) -> Int64 {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+    }
+
     func write(_ bytes: [UInt8], to name: String) {
         let descriptor = open(path + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         precondition(descriptor >= 0)
