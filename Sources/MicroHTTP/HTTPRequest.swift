@@ -27,6 +27,21 @@ public struct HTTPRequest {
         connection.value(of: name, kind: .header)
     }
 
+    /// Calls `body` with the bytes of a request header's value (the first one if it was sent several
+    /// times; `nil` when it is absent), compared case-insensitively, without making a `String`.
+    ///
+    /// The buffer points into libmicrohttpd's connection memory and is valid only during the call.
+    ///
+    /// ```swift
+    /// let isBearer = request.withHeader("Authorization") { value in value?.starts(with: "Bearer ".utf8) ?? false }
+    /// ```
+    public func withHeader<Result, Failure: Error>(
+        _ name: StaticString,
+        _ body: (UnsafeBufferPointer<UInt8>?) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try connection.withValue(of: name, kind: .header, body)
+    }
+
     /// The decoded value of a query parameter (`?name=value`), compared case-sensitively; the first one if
     /// it repeats. A parameter without `=` has the value `""`. `+` decodes to a space.
     public func queryParameter(_ name: String) -> String? {

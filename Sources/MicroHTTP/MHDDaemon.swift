@@ -445,6 +445,22 @@ extension MHDDaemon {
             }
         }
 
+        func withValue<Result, Failure: Error>(
+            of key: StaticString,
+            kind: ValueKind,
+            _ body: (UnsafeBufferPointer<UInt8>?) throws(Failure) -> Result
+        ) throws(Failure) -> Result {
+            guard isHandlerActive else { return try body(nil) }
+            var value: UnsafePointer<CChar>?
+            var size = 0
+            // A StaticString's bytes are immortal; CChar and UInt8 may alias each other.
+            let keyBytes = UnsafeRawPointer(key.utf8Start).assumingMemoryBound(to: CChar.self)
+            guard MHD_lookup_connection_value_n(connection, kind.mhdKind, keyBytes, key.utf8CodeUnitCount, &value, &size) == .YES,
+                let value
+            else { return try body(nil) }
+            return try body(UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: size))
+        }
+
         func queryParameter(_ name: String) -> String? {
             guard isHandlerActive else { return nil }
             // MHD_lookup_connection_value compares keys case-insensitively; query names are case-sensitive.

@@ -58,13 +58,9 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
     /// Length of the text form.
     public static let textLength = 22
 
-    /// Appends the 22-character text form to `out`, without creating a `String`.
-    public func writeText(into out: inout [UInt8]) {
-        var words = (w0, w1)
-        Swift.withUnsafeBytes(of: &words) { Base64URL.encode($0, into: &out) }
-    }
-
-    private func writeText(to buffer: UnsafeMutableBufferPointer<UInt8>) {
+    /// Writes the 22-character text form to the start of `buffer` (at least ``textLength`` bytes),
+    /// without creating a `String`.
+    public func writeText(to buffer: UnsafeMutableBufferPointer<UInt8>) {
         var words = (w0, w1)
         Swift.withUnsafeBytes(of: &words) { Base64URL.encode($0, to: UnsafeMutableBufferPointer(rebasing: buffer[0..<Self.textLength])) }
     }

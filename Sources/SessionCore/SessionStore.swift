@@ -199,7 +199,21 @@ public final class SessionStore: Sendable {
     /// `absolute_timeout`) and reported `.expired`; afterwards its token is `.unknown`.
     /// - Complexity: O(1): one SHA-256, two hash lookups.
     public func validate(token: String, refresh: Bool = true) -> SessionValidation {
-        guard let hash = TokenHash(presented: token) else {
+        validate(presented: TokenHash(presented: token), refresh: refresh)
+    }
+
+    /// Same as ``validate(token:refresh:)``, with the token as UTF-8 bytes (a request header's,
+    /// read without making a `String`).
+    ///
+    /// ```swift
+    /// let outcome = request.withHeader("Session-Token") { bytes in bytes.map { store.validate(tokenUTF8: $0) } }
+    /// ```
+    public func validate(tokenUTF8 token: UnsafeBufferPointer<UInt8>, refresh: Bool = true) -> SessionValidation {
+        validate(presented: TokenHash(presented: token), refresh: refresh)
+    }
+
+    private func validate(presented hash: TokenHash?, refresh: Bool) -> SessionValidation {
+        guard let hash else {
             malformedValidations.add(1, ordering: .relaxed)
             return .malformed
         }

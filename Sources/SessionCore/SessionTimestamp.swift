@@ -27,16 +27,9 @@ public struct SessionTimestamp: Sendable, Hashable, Comparable, CustomStringConv
     /// Length of the RFC 3339 form.
     public static let rfc3339Length = 24
 
-    /// Appends the RFC 3339 form (24 ASCII bytes) to `out`, without creating a `String`.
-    public func writeRFC3339(into out: inout [UInt8]) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.rfc3339Length) { buffer in
-            writeRFC3339(to: buffer)
-            out.append(contentsOf: UnsafeBufferPointer(buffer))
-        }
-    }
-
-    /// Writes the 24 bytes of the RFC 3339 form to `buffer` (at least 24 bytes long).
-    func writeRFC3339(to buffer: UnsafeMutableBufferPointer<UInt8>) {
+    /// Writes the 24 bytes of the RFC 3339 form to `buffer` (at least 24 bytes long), without
+    /// creating a `String`.
+    public func writeRFC3339(to buffer: UnsafeMutableBufferPointer<UInt8>) {
         precondition(buffer.count >= Self.rfc3339Length, "buffer too small")
         var milliseconds = millisecondsSinceEpoch
         var days = milliseconds / 86_400_000
@@ -46,31 +39,43 @@ public struct SessionTimestamp: Sendable, Hashable, Comparable, CustomStringConv
             days -= 1
         }
         let (year, month, day) = Self.civil(fromDays: days)
-        let secondsOfDay = milliseconds / 1000
-        func put(_ value: Int64, digits: Int, at offset: Int) {
-            var rest = value
-            for position in stride(from: offset + digits - 1, through: offset, by: -1) {
-                buffer[position] = UInt8(truncatingIfNeeded: 48 + rest % 10)
-                rest /= 10
-            }
-        }
+        let millisecondsOfDay = UInt32(truncatingIfNeeded: milliseconds)
+        let secondsOfDay = millisecondsOfDay / 1000
+        let fraction = millisecondsOfDay % 1000
         // Years outside 0...9999 are not representable in RFC 3339; the store never makes them
         // (durations are capped), and the digits wrap rather than overflow.
-        put(year, digits: 4, at: 0)
-        buffer[4] = UInt8(ascii: "-")
-        put(month, digits: 2, at: 5)
-        buffer[7] = UInt8(ascii: "-")
-        put(day, digits: 2, at: 8)
-        buffer[10] = UInt8(ascii: "T")
-        put(secondsOfDay / 3600, digits: 2, at: 11)
-        buffer[13] = UInt8(ascii: ":")
-        put(secondsOfDay / 60 % 60, digits: 2, at: 14)
-        buffer[16] = UInt8(ascii: ":")
-        put(secondsOfDay % 60, digits: 2, at: 17)
-        buffer[19] = UInt8(ascii: ".")
-        put(milliseconds % 1000, digits: 3, at: 20)
-        buffer[23] = UInt8(ascii: "Z")
+        let wrappedYear = UInt32(truncatingIfNeeded: (year % 10_000 + 10_000) % 10_000)
+        let out = buffer.baseAddress!
+        Self.twoDigitTable.withUTF8Buffer { table in
+            /// Writes `value` (0...99) as two digits at `offset`.
+            func pair(_ value: UInt32, at offset: Int) {
+                (out + offset).initialize(from: table.baseAddress! + Int(value) * 2, count: 2)
+            }
+            pair(wrappedYear / 100, at: 0)
+            pair(wrappedYear % 100, at: 2)
+            out[4] = UInt8(ascii: "-")
+            pair(UInt32(truncatingIfNeeded: month), at: 5)
+            out[7] = UInt8(ascii: "-")
+            pair(UInt32(truncatingIfNeeded: day), at: 8)
+            out[10] = UInt8(ascii: "T")
+            pair(secondsOfDay / 3600, at: 11)
+            out[13] = UInt8(ascii: ":")
+            pair(secondsOfDay / 60 % 60, at: 14)
+            out[16] = UInt8(ascii: ":")
+            pair(secondsOfDay % 60, at: 17)
+            out[19] = UInt8(ascii: ".")
+            out[20] = UInt8(truncatingIfNeeded: 48 + fraction / 100)
+            pair(fraction % 100, at: 21)
+            out[23] = UInt8(ascii: "Z")
+        }
     }
+
+    /// "00" to "99", two bytes each: a timestamp is written a pair of digits at a time.
+    private static let twoDigitTable: StaticString = """
+        00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+        40414243444546474849505152535455565758596061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899
+        """
 
     /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a proleptic Gregorian date.
     static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {

@@ -123,19 +123,22 @@ public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
     /// Returns `nil` for a malformed token. Runs in time independent of where a bad character sits.
     init?(presented token: String) {
         var token = token
-        let hash: TokenHash?? = token.withUTF8 { utf8 -> TokenHash? in
-            guard utf8.count == SessionToken.length,
-                utf8[0] == UInt8(ascii: "u"), utf8[1] == UInt8(ascii: "s"),
-                utf8[2] == UInt8(ascii: "m"), utf8[3] == UInt8(ascii: "_")
-            else { return nil }
-            var invalid: UInt8 = 0
-            for index in 4..<SessionToken.length {
-                invalid |= Base64URL.decodeTable[Int(utf8[index])] & 0x80
-            }
-            guard invalid == 0 else { return nil }
-            return TokenHash(sha256Of: UnsafeRawBufferPointer(utf8))
-        }
-        guard let hash, let hash else { return nil }
+        guard let hash = token.withUTF8({ TokenHash(presented: $0) }) else { return nil }
         self = hash
+    }
+
+    /// Same as ``init(presented:)-(String)``, on the token's UTF-8 bytes (for example a request
+    /// header's, without making a `String` of them).
+    init?(presented utf8: UnsafeBufferPointer<UInt8>) {
+        guard utf8.count == SessionToken.length,
+            utf8[0] == UInt8(ascii: "u"), utf8[1] == UInt8(ascii: "s"),
+            utf8[2] == UInt8(ascii: "m"), utf8[3] == UInt8(ascii: "_")
+        else { return nil }
+        var invalid: UInt8 = 0
+        for index in 4..<SessionToken.length {
+            invalid |= Base64URL.decodeTable[Int(utf8[index])] & 0x80
+        }
+        guard invalid == 0 else { return nil }
+        self.init(sha256Of: UnsafeRawBufferPointer(utf8))
     }
 }

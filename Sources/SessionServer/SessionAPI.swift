@@ -170,16 +170,16 @@ public final class SessionAPI: HTTPHandler {
 
     private func authorize(_ request: HTTPRequest) throws(APIError) {
         guard let token = configuration.apiToken else { return }
-        guard var header = request.header("Authorization") else { throw APIError.apiTokenMissing }
-        let outcome = header.withUTF8 { utf8 -> APIError? in
+        let outcome = request.withHeader("Authorization") { header -> APIError? in
+            guard let header else { return .apiTokenMissing }
             let scheme: StaticString = "bearer "
             return scheme.withUTF8Buffer { scheme -> APIError? in
-                guard utf8.count > scheme.count else { return .apiTokenMissing }
-                for index in scheme.indices where utf8[index] | 0x20 != scheme[index] | 0x20 {
+                guard header.count > scheme.count else { return .apiTokenMissing }
+                for index in scheme.indices where header[index] | 0x20 != scheme[index] | 0x20 {
                     // `| 0x20` folds ASCII letters; the space (0x20) is unaffected.
                     return .apiTokenMissing
                 }
-                return token.matches(UnsafeBufferPointer(rebasing: utf8[scheme.count...])) ? nil : .apiTokenInvalid
+                return token.matches(UnsafeBufferPointer(rebasing: header[scheme.count...])) ? nil : .apiTokenInvalid
             }
         }
         if let outcome { throw outcome }
@@ -219,8 +219,12 @@ public final class SessionAPI: HTTPHandler {
         case "false": refresh = false
         default: throw APIError.invalidArgument("refresh must be true or false")
         }
-        let token = try sessionToken(request)
-        switch store.validate(token: token, refresh: refresh) {
+        // The token's bytes go to the store straight from the header: no `String` on this hot path.
+        let validation = try request.withHeader("Session-Token") { (token) throws(APIError) in
+            guard let token, !token.isEmpty else { throw APIError.sessionTokenMissing }
+            return store.validate(tokenUTF8: token, refresh: refresh)
+        }
+        switch validation {
         case .valid(let session): return json { writer in Self.write(session, into: &writer) }
         case .unknown: throw APIError(SessionError(code: .sessionUnknown, message: "no session has this token"))
         case .expired(let reason):

@@ -93,6 +93,19 @@ struct ServerTests {
         }
     }
 
+    @Test func headerBytesLookupMatchesTheStringLookup() throws {
+        try withServer { server, _ in
+            let client = try TestHTTPClient(port: server.port)
+            let value = "usm_é \u{7F}bytes"
+            #expect(try client.request("GET", "/header-bytes", headers: [("x-TOKEN", value)]).text == value)
+            #expect(try client.request("GET", "/header-bytes", headers: [("X-Token", "")]).text == "")
+            #expect(try client.request("GET", "/header-bytes", headers: [("X-Token-2", "no")]).text == "<none>")
+            #expect(try client.request("GET", "/header-bytes").text == "<none>")
+            let repeated = try client.request("GET", "/header-bytes", headers: [("X-Token", "first"), ("X-Token", "second")])
+            #expect(repeated.text == "first")
+        }
+    }
+
     @Test func bodyAboveLimitIsRefusedWith413AndClose() throws {
         var configuration = HTTPServerConfiguration(port: 0, threadCount: 2)
         configuration.maxBodySize = 1000

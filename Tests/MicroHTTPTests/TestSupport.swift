@@ -48,6 +48,9 @@ struct TestHandler: HTTPHandler {
         case "/header":
             let name = request.queryParameter("name") ?? ""
             return .text(request.header(name) ?? "<none>")
+        case "/header-bytes":
+            // The byte-level lookup of a fixed name; "<none>" when absent.
+            return .text(request.withHeader("X-Token") { value in value.map { String(decoding: $0, as: UTF8.self) } ?? "<none>" })
         case "/query":
             var lines = request.queryParameters.map { "\($0.name)=\($0.value)" }
             lines.append("lookup-a=\(request.queryParameter("a") ?? "<nil>")")

@@ -1,6 +1,10 @@
 import Testing
 @testable import SessionCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct SessionTokenTests {
     @Test func tokenHasPrefixLengthAndAlphabet() throws {
         let harness = Harness()
@@ -67,6 +71,24 @@ struct SessionTokenTests {
         #expect(harness.store.validate(token: token) == .malformed)
         #expect(throws: SessionError.self) { try harness.store.logout(token: token) }
         #expect(harness.store.statistics().validationsMalformed == 1)
+        var bytes = token
+        #expect(bytes.withUTF8 { harness.store.validate(tokenUTF8: $0) } == .malformed)
+        #expect(harness.store.statistics().validationsMalformed == 2)
+    }
+
+    @Test func validatingTokenBytesMatchesValidatingTheString() throws {
+        let harness = Harness()
+        let created = try harness.store.create(username: "ada")
+        var token = created.token.rawValue
+        guard case .valid(let session) = token.withUTF8({ harness.store.validate(tokenUTF8: $0, refresh: false) }) else {
+            Issue.record("a valid token read as bytes did not validate")
+            return
+        }
+        #expect(session == created.session)
+        var unknown = "usm_" + String(repeating: "A", count: 43)
+        #expect(unknown.withUTF8 { harness.store.validate(tokenUTF8: $0) } == .unknown)
+        try harness.store.logout(token: token)
+        #expect(token.withUTF8 { harness.store.validate(tokenUTF8: $0) } == .unknown)
     }
 
     @Test func wellFormedButUnknownTokenIsUnknown() {
@@ -83,6 +105,27 @@ struct SessionTokenTests {
         #expect(SessionID("not-an-id") == nil)
         #expect(SessionID(String(repeating: "A", count: 21) + "B") == nil)  // non-zero trailing bits
         #expect(SessionID(String(repeating: "A", count: 22)) != nil)
+    }
+
+    @Test func rfc3339AgreesWithGmtime() {
+        var generator = SystemRandomNumberGenerator()
+        // 1900 to 2400, plus the edges of days and of the epoch.
+        let samples = (0..<20_000).map { _ in Int64.random(in: -2_208_988_800_000...13_569_465_600_000, using: &generator) }
+            + [-86_400_000, -86_399_999, -1, 0, 1, 86_399_999, 86_400_000, 253_402_300_799_999]
+        for milliseconds in samples {
+            var seconds = time_t(milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000)
+            var parts = tm()
+            gmtime_r(&seconds, &parts)
+            let fraction = milliseconds - Int64(seconds) * 1000
+            func padded(_ value: some BinaryInteger, _ width: Int) -> String {
+                let digits = String(value)
+                return String(repeating: "0", count: max(0, width - digits.count)) + digits
+            }
+            let expected = padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
+                + "T" + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2)
+                + "." + padded(fraction, 3) + "Z"
+            #expect(SessionTimestamp(millisecondsSinceEpoch: milliseconds).rfc3339 == expected, "\(milliseconds)")
+        }
     }
 
     @Test func rfc3339Timestamps() {

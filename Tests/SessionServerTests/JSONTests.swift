@@ -84,6 +84,20 @@ struct JSONTests {
         }
     }
 
+    @Test func writerGrowsAndKeepsWritingAfterBytesIsRead() {
+        var writer = JSONWriter(capacity: 0)
+        writer.beginArray()
+        writer.string(String(repeating: "a", count: 40))
+        let early = writer.bytes
+        #expect(early.count == 43)
+        writer.integer(-7)
+        writer.string("\u{1}" + String(repeating: "b", count: 100))
+        writer.endArray()
+        let expected = "[\"" + String(repeating: "a", count: 40) + "\",-7,\"\\u0001" + String(repeating: "b", count: 100) + "\"]"
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
+        #expect(String(decoding: early, as: UTF8.self) == "[\"" + String(repeating: "a", count: 40) + "\"")
+    }
+
     @Test func writerNumbersIdsAndNesting() throws {
         var writer = JSONWriter()
         let id = try #require(SessionID("AAECAwQFBgcICQoLDA0ODw"))
