@@ -77,7 +77,10 @@ let package = Package(
         ),
         .target(
             name: "SessionServer",
-            dependencies: ["SessionCore", "SessionMetrics", "SessionStorage", "MicroHTTP"],
+            dependencies: [
+                "SessionCore", "SessionMetrics", "SessionStorage", "MicroHTTP",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -147,7 +147,11 @@ public final class SessionAPI: HTTPHandler {
         case (.config, "GET"): return .now(configurationResponse(store.configuration))
         case (.config, "PATCH"): return .now(try patchConfiguration(request))
         case (.events, "GET"):
-            guard let response = events.subscribe() else { throw APIError.tooManySubscribers }
+            // An empty Last-Event-ID is no id (as EventSource treats it).
+            let lastEventID = request.header("Last-Event-ID").flatMap { $0.isEmpty ? nil : $0 }
+            guard let response = events.subscribe(lastEventID: lastEventID) else {
+                throw APIError.tooManySubscribers
+            }
             return .now(response)
         case (.metrics, _):
             guard let metricsHandler else { throw APIError.notFound }

@@ -17,14 +17,18 @@ SERVER_ARGS: list[str] = []
 class EventStream:
     """A subscriber: reads the stream in a thread, parses frames into a queue, keeps the raw text."""
 
-    def __init__(self, server, timeout: float = 30):
+    def __init__(self, server, timeout: float = 30, last_event_id: str | None = None):
         self.conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
-        self.conn.request("GET", "/v1/events", headers={"Authorization": f"Bearer {server.api_token}",
-                                                         "Accept": "text/event-stream"})
+        headers = {"Authorization": f"Bearer {server.api_token}", "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        self.conn.request("GET", "/v1/events", headers=headers)
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.headers = dict(self.resp.getheaders())
         self.history: list[tuple[str, dict]] = []
+        # The `id:` of each frame in history (None for a frame without one).
+        self.ids: list[str | None] = []
         self.cond = threading.Condition()
         self.raw = bytearray()
         self.comments: list[str] = []
@@ -35,7 +39,7 @@ class EventStream:
             self.thread.start()
 
     def _read(self) -> None:
-        event, data = None, []
+        event, data, frame_id = None, [], None
         try:
             while True:
                 line = self.resp.readline()
@@ -52,15 +56,18 @@ class EventStream:
                             payload = None
                         with self.cond:
                             self.history.append((event or "message", payload))
+                            self.ids.append(frame_id)
                             self.cond.notify_all()
-                    event, data = None, []
+                    event, data, frame_id = None, [], None
                 elif text.startswith(":"):
                     self.comments.append(text)
                 elif text.startswith("event:"):
                     event = text[6:].strip()
                 elif text.startswith("data:"):
                     data.append(text[5:].lstrip(" "))
-                elif text.startswith(("id:", "retry:")):
+                elif text.startswith("id:"):
+                    frame_id = text[3:].lstrip(" ")
+                elif text.startswith("retry:"):
                     pass
                 else:
                     self.errors.append(f"unexpected line {text!r}")
@@ -90,6 +97,11 @@ class EventStream:
 
     def wait_created(self, sid: str, timeout: float = 5.0) -> dict:
         return self.wait_for(lambda e, d: e == "created" and d and d.get("id") == sid, timeout, f"created {sid}")[1]
+
+    def session_events(self) -> list[tuple[str, dict, str | None]]:
+        """The created/ended events received so far, with their ids."""
+        with self.cond:
+            return [(e, d, i) for (e, d), i in zip(self.history, self.ids) if e in ("created", "ended")]
 
     def close(self) -> None:
         try:
@@ -304,3 +316,104 @@ def test_keep_alive_comment_every_15_seconds(server, subscriber):
     assert any(c.startswith(": keep-alive") for c in sub.comments), (
         f"no ': keep-alive' comment within 17.5 s; comments: {sub.comments}")
     assert not sub.closed.is_set(), "the stream closed"
+
+
+# --------------------------------------------------------------------------------------------------
+# Resuming with Last-Event-ID
+# --------------------------------------------------------------------------------------------------
+
+
+def split_id(event_id: str) -> tuple[str, int]:
+    epoch, _, number = event_id.partition("-")
+    return epoch, int(number)
+
+
+def test_events_carry_consecutive_ids(server, client, subscriber):
+    sub = subscriber()
+    subscriber.sync(sub)
+    a = client.create(unique("ids"))
+    validate_response(client.delete(f"/v1/sessions/{a['id']}"), 204)
+    sub.wait_ended(a["id"])
+    ids = [i for _, _, i in sub.session_events()]
+    assert all(i is not None for i in ids), ids
+    assert len({split_id(i)[0] for i in ids}) == 1, ids
+    numbers = [split_id(i)[1] for i in ids]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+
+
+def test_resuming_replays_missed_events_in_order_then_live_ones(server, client, subscriber):
+    first = subscriber()
+    subscriber.sync(first)
+    last_id = first.session_events()[-1][2]
+    first.close()
+    missed = [client.create(unique("missed")) for _ in range(3)]
+    validate_response(client.delete(f"/v1/sessions/{missed[0]['id']}"), 204)
+
+    resumed = EventStream(server, last_event_id=last_id)
+    try:
+        assert resumed.status == 200
+        live = client.create(unique("live"))
+        resumed.wait_created(live["id"])
+        events = resumed.session_events()
+        assert not any(e == "gap" for e, _ in resumed.history), resumed.history
+        epoch, seen = split_id(last_id)
+        numbers = [split_id(i)[1] for _, _, i in events]
+        # Everything after the last seen event, once, without a hole; nothing seen before comes back.
+        assert numbers == list(range(seen + 1, seen + 1 + len(numbers))), numbers
+        assert {split_id(i)[0] for _, _, i in events} == {epoch}
+        order = [(e, d["id"]) for e, d, _ in events]
+        expected = [("created", m["id"]) for m in missed] + [("ended", missed[0]["id"]), ("created", live["id"])]
+        assert [x for x in order if x in expected] == expected, order
+        check_event("ended", events[order.index(("ended", missed[0]["id"]))][1], missed[0], "revoked")
+    finally:
+        resumed.close()
+        assert TOKEN_RE.search(bytes(resumed.raw).decode("utf-8", "replace")) is None
+
+
+@pytest.mark.parametrize("bad_id", ["garbage", "0-1", "", "-", "ffffffffffffffff-1"])
+def test_an_unknown_last_event_id_gets_a_gap_event_then_live_events(server, client, subscriber, bad_id):
+    sub = subscriber()
+    subscriber.sync(sub)
+    epoch, seen = split_id(sub.session_events()[-1][2])
+    for last_id in [bad_id, f"{epoch}-{seen + 1_000_000}"]:
+        stream = EventStream(server, last_event_id=last_id)
+        try:
+            assert stream.status == 200
+            live = client.create(unique("after-gap"))
+            stream.wait_created(live["id"])
+            kinds = [e for e, _ in stream.history]
+            if last_id == "":
+                assert "gap" not in kinds, kinds  # an empty id is no id
+            else:
+                assert kinds[0] == "gap", kinds
+                assert stream.history[0][1] == {"type": "gap", "reason": "unknown_id"}
+                assert stream.ids[0] is None
+        finally:
+            stream.close()
+
+
+def test_resuming_after_more_events_than_are_kept_gets_an_evicted_gap(make_server):
+    srv = make_server()
+    cl = srv.client()
+    first = EventStream(srv)
+    try:
+        probe = cl.create(unique("probe"))
+        first.wait_created(probe["id"])
+        last_id = first.session_events()[-1][2]
+    finally:
+        first.close()
+    # Half the 256 KiB subscriber buffer is kept: ~600 events of this size. 1,200 do not fit.
+    made = [cl.create(unique("flood"))["id"] for _ in range(1200)]
+    resumed = EventStream(srv, last_event_id=last_id)
+    try:
+        assert resumed.status == 200
+        resumed.wait_created(made[-1])
+        assert resumed.history[0] == ("gap", {"type": "gap", "reason": "evicted"}), resumed.history[:2]
+        numbers = [split_id(i)[1] for _, _, i in resumed.session_events()]
+        # What is replayed is the newest events, without a hole, up to the latest.
+        assert len(numbers) >= 300, len(numbers)
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        assert numbers[0] > split_id(last_id)[1] + 1
+        srv.assert_serving()
+    finally:
+        resumed.close()
