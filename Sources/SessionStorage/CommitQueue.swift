@@ -142,13 +142,58 @@ final class CommitQueue: Sendable {
 
     /// Writer: the batch ending at `last` failed; it goes back to the front of the queue (to be
     /// retried), and the requests waiting for it are answered with `error`.
+    ///
+    /// It goes back coalesced (``coalesced(_:)``): while commits keep failing (a full or broken
+    /// disk), writes are refused but validations still slide sessions, and without this the queue
+    /// would grow by their touches for as long as the outage lasts. Coalesced at each retry, it
+    /// holds at most one row operation or two per session, plus what arrived since the last retry.
     func failed(_ batch: [SessionChange], through last: UInt64, error: StorageError) {
+        // Outside the lock: request threads record changes under it.
+        let batch = Self.coalesced(batch)
         let failedWaiters = state.withLock { state -> [Completion] in
             state.pending = batch + state.pending
             state.failure = error
             return Self.takeWaiters(through: last, from: &state.waiters)
         }
         for completion in failedWaiters { completion(error) }
+    }
+
+    /// `changes` without those that a later change of the same session makes redundant, in their
+    /// order: an upsert (the whole row, `INSERT OR REPLACE`) or a removal supersedes every earlier
+    /// change of its session, a touch earlier touches. An upsert followed by touches keeps both (the
+    /// row may not exist yet). Committing the result leaves the table as committing `changes` would.
+    static func coalesced(_ changes: [SessionChange]) -> [SessionChange] {
+        /// What comes later for a session, walking from the newest change.
+        struct Later {
+            var replacesRow = false
+            var touches = false
+        }
+        var later: [SessionID: Later] = [:]
+        var keep = [Bool](repeating: false, count: changes.count)
+        var kept = 0
+        for index in changes.indices.reversed() {
+            let change = changes[index]
+            var seen = later[change.id] ?? Later()
+            let superseded: Bool
+            switch change {
+            case .touch:
+                superseded = seen.replacesRow || seen.touches
+                seen.touches = true
+            case .upsert, .remove:
+                superseded = seen.replacesRow
+                seen.replacesRow = true
+            }
+            if !superseded {
+                keep[index] = true
+                kept += 1
+            }
+            later[change.id] = seen
+        }
+        guard kept < changes.count else { return changes }
+        var result: [SessionChange] = []
+        result.reserveCapacity(kept)
+        for index in changes.indices where keep[index] { result.append(changes[index]) }
+        return result
     }
 
     /// Removes and returns the completions of the waiters for changes up to `last` (a prefix).

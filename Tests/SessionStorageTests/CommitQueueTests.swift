@@ -77,4 +77,66 @@ struct CommitQueueTests {
         _ = queue.takeBatch(into: &batch)
         #expect(batch.count == 1)
     }
+
+    private static func id(_ number: Int) -> SessionID {
+        let bytes = [UInt8](repeating: UInt8(number), count: 16)
+        return bytes.withUnsafeBytes { SessionID(bytes: $0)! }
+    }
+
+    private static func upsert(_ number: Int, lastSeenAt: Int64) -> SessionChange {
+        .upsert(
+            SessionRecord(
+                id: id(number), tokenHash: [UInt8](repeating: 0, count: 32).withUnsafeBytes { TokenHash(bytes: $0)! }, username: "u\(number)", createdAt: Int64(number),
+                lastSeenAt: lastSeenAt, expiresAt: 1_000_000, idleTimeout: 1000, data: nil
+            )
+        )
+    }
+
+    /// The table a sequence of changes leaves: what SessionTable does with each kind of change.
+    private static func apply(_ changes: [SessionChange]) -> [SessionID: Int64] {
+        var table: [SessionID: Int64] = [:]
+        for change in changes {
+            switch change {
+            case .upsert(let record): table[record.id] = record.lastSeenAt
+            case .touch(let id, _, let lastSeenAt, _): if table[id] != nil { table[id] = lastSeenAt }
+            case .remove(let id, _, _): table[id] = nil
+            }
+        }
+        return table
+    }
+
+    @Test("coalescing keeps what a later change of the same session does not supersede")
+    func coalescingRules() {
+        let touch = { (number: Int, at: Int64) in SessionChange.touch(id: Self.id(number), createdAt: Int64(number), lastSeenAt: at, idleTimeout: 1000) }
+        let remove = { (number: Int) in SessionChange.remove(id: Self.id(number), createdAt: Int64(number), reason: .logout) }
+        let changes: [SessionChange] = [
+            touch(1, 10), Self.upsert(2, lastSeenAt: 5), touch(1, 11), touch(2, 6), touch(3, 7),
+            Self.upsert(3, lastSeenAt: 8), touch(2, 9), remove(4), touch(5, 1), remove(5), touch(1, 12),
+        ]
+        #expect(
+            CommitQueue.coalesced(changes) == [
+                Self.upsert(2, lastSeenAt: 5), Self.upsert(3, lastSeenAt: 8), touch(2, 9), remove(4), remove(5), touch(1, 12),
+            ]
+        )
+        #expect(CommitQueue.coalesced([]) == [])
+    }
+
+    @Test("coalesced changes leave the same table as the original ones", arguments: 0..<20)
+    func coalescingPreservesTheOutcome(seed: Int) {
+        var generator = SystemRandomNumberGenerator()
+        var changes: [SessionChange] = []
+        for step in 0..<400 {
+            let number = Int.random(in: 0..<12, using: &generator)
+            let at = Int64(step)
+            switch Int.random(in: 0..<10, using: &generator) {
+            case 0..<6: changes.append(.touch(id: Self.id(number), createdAt: Int64(number), lastSeenAt: at, idleTimeout: 1000))
+            case 6..<9: changes.append(Self.upsert(number, lastSeenAt: at))
+            default: changes.append(.remove(id: Self.id(number), createdAt: Int64(number), reason: .idleTimeout))
+            }
+        }
+        let coalesced = CommitQueue.coalesced(changes)
+        #expect(Self.apply(coalesced) == Self.apply(changes), "seed \(seed)")
+        // At most two per session: an upsert or a removal, and a touch after it.
+        #expect(coalesced.count <= 2 * 12, "\(coalesced.count) changes left")
+    }
 }

@@ -192,4 +192,50 @@ struct FaultTests {
         #expect(await harness.commit() == nil)
         #expect(harness.storage.statistics().pendingChanges == 0)
     }
+
+    @Test("while commits fail, the slides of the same sessions do not pile up, and the last one is stored")
+    func touchesCoalesceWhileFailing() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let clock = ManualSessionClock()
+        var harness: StoredHarness? = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        var tokens: [String] = []
+        for index in 0..<20 { tokens.append(try harness!.store.create(username: "s\(index)").token.rawValue) }
+        #expect(await harness!.commit() == nil)
+        harness!.storage.limitFileForTesting(extraPages: 2)
+        let big = Array(#"{"x":"\#(String(repeating: "y", count: 12_000))"}"#.utf8)
+        for index in 0..<20 { _ = try harness!.store.create(username: "big\(index)", data: big) }
+        #expect(await harness!.commit()?.code == .diskFull)
+        // 50 slides of each session while storage cannot write (one journaled touch per slide step).
+        for _ in 0..<50 {
+            clock.advance(by: .seconds(11))
+            for token in tokens { #expect(harness!.store.validate(token: token) != .unknown) }
+        }
+        // After the next failed retries the queue holds each session once (an upsert, or a touch).
+        let errorsBefore = harness!.storage.statistics().errors[.diskFull, default: 0]
+        let deadline = ContinuousClock.now + .seconds(10)
+        while harness!.storage.statistics().errors[.diskFull, default: 0] < errorsBefore + 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let pending = harness!.storage.statistics().pendingChanges
+        #expect(pending <= 40, "\(pending) changes pending for 40 sessions after 1,000 slides")
+        // Space comes back; after a restart every session has its last slide.
+        harness!.storage.limitFileForTesting(extraPages: nil)
+        while !harness!.storage.isWritable, ContinuousClock.now < deadline + .seconds(10) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(await harness!.commit() == nil)
+        let lastSeen = clock.nowMilliseconds()
+        harness!.close()
+        harness = nil
+        let reopened = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        defer { reopened.close() }
+        for token in tokens {
+            guard case .valid(let session) = reopened.store.validate(token: token, refresh: false) else {
+                Issue.record("a session was lost")
+                continue
+            }
+            #expect(session.lastSeenAt.millisecondsSinceEpoch == lastSeen)
+        }
+    }
 }
