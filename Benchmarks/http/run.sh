@@ -30,6 +30,8 @@ GLIBC_TUNABLES="$SESSIOND_TUNABLES" .build/release/sessiond --port 18480 --api-t
 sessiond_pid=$!
 "$work/baseline" 18481 2 &
 baseline_pid=$!
+"$work/baseline" 18482 2 session &
+shaped_pid=$!
 sleep 1
 
 wrk_run() {  # url script → "req/s p50 p99"
@@ -59,39 +61,43 @@ done
 # Each measured run is bracketed by a plain-GET run of the C ceiling just before and just after it,
 # and its ratio is taken to the mean of the two: the shared machine drifts by ±15 % between runs,
 # and a bracket cancels that drift better than one ceiling run measured earlier in the round.
-# The ceiling is also measured driven by the same Lua scripts as the sessiond runs (random token,
-# two headers per request), since wrk shares the 2 cores with the server and its per-request work
-# lowers every figure.
+# Two more C runs per round, driven by the same Lua scripts as the sessiond runs (wrk shares the 2
+# cores with the server, and its per-request work lowers every figure):
+#   - "C, same answer": the C server in session mode, which answers every GET like GET /v1/session
+#     does (same three headers, a 244-byte body of the same shape): the ceiling for producing this
+#     API's answer through libmicrohttpd, next to which sessiond's own work is measured;
+#   - "C, POST script": the plain C server under the POST script.
 validate_runs=(); post_runs=(); get_ceilings=(); post_ceilings=(); baseline_runs=()
-baseline_script_runs=(); baseline_post_runs=(); get_p99s=()
+shaped_runs=(); baseline_post_runs=(); get_p99s=()
 mean() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (a + b) / 2}'; }
 for round in $(seq "$ROUNDS"); do
     read -r b1 b1_p50 b1_p99 < <(wrk_run http://127.0.0.1:18481/)
     read -r v v_p50 v_p99 < <(wrk_run http://127.0.0.1:18480 Benchmarks/http/validate.lua)
+    read -r s s_p50 s_p99 < <(wrk_run http://127.0.0.1:18482 Benchmarks/http/validate.lua)
     read -r b2 b2_p50 b2_p99 < <(wrk_run http://127.0.0.1:18481/)
     read -r p p_p50 p_p99 < <(wrk_run http://127.0.0.1:18480 Benchmarks/http/create_measure.lua)
     read -r b3 b3_p50 b3_p99 < <(wrk_run http://127.0.0.1:18481/)
-    read -r bs bs_p50 bs_p99 < <(wrk_run http://127.0.0.1:18481 Benchmarks/http/validate.lua)
     read -r bp bp_p50 bp_p99 < <(wrk_run http://127.0.0.1:18481 Benchmarks/http/create_measure.lua)
     validate_runs+=("$v"); post_runs+=("$p"); baseline_runs+=("$b1" "$b2" "$b3")
     get_ceilings+=("$(mean "$b1" "$b2")"); post_ceilings+=("$(mean "$b2" "$b3")")
-    baseline_script_runs+=("$bs"); baseline_post_runs+=("$bp")
+    shaped_runs+=("$s"); baseline_post_runs+=("$bp")
     get_p99s+=("$v_p99")
-    echo "round $round: C $b1 | GET /v1/session $v req/s (p50 $v_p50, p99 $v_p99) | C $b2 | POST /v1/sessions $p req/s (p50 $p_p50, p99 $p_p99) | C $b3 req/s (p99 $b3_p99)"
-    echo "round $round: C driven by the validate script $bs req/s (p99 $bs_p99) | C driven by the POST script $bp req/s (p99 $bp_p99)"
+    echo "round $round: C $b1 | GET /v1/session $v req/s (p50 $v_p50, p99 $v_p99) | C, same answer $s req/s (p99 $s_p99) | C $b2"
+    echo "round $round: POST /v1/sessions $p req/s (p50 $p_p50, p99 $p_p99) | C $b3 | C, POST script $bp req/s (p99 $bp_p99)"
 done
 
-mb=$(median "${baseline_runs[@]}"); ms=$(median "${baseline_script_runs[@]}"); mv=$(median "${validate_runs[@]}")
+mb=$(median "${baseline_runs[@]}"); ms=$(median "${shaped_runs[@]}"); mv=$(median "${validate_runs[@]}")
 mbp=$(median "${baseline_post_runs[@]}"); mp=$(median "${post_runs[@]}")
 echo
 echo "sessions loaded: $created"
-echo "median C baseline (plain GET):        $mb req/s"
-echo "median C baseline (validate script):  $ms req/s"
-echo "median GET /v1/session:   $mv req/s  ratio $(ratio "$mv" "$mb") of plain, $(ratio "$mv" "$ms") of same-script ceiling"
-echo "median C baseline (POST script):      $mbp req/s"
+echo "median C baseline (plain GET):               $mb req/s"
+echo "median C baseline, same answer as sessiond:  $ms req/s"
+echo "median GET /v1/session:   $mv req/s  ratio $(ratio "$mv" "$mb") of plain, $(ratio "$mv" "$ms") of the same-answer ceiling"
+echo "median C baseline (POST script):             $mbp req/s"
 echo "median POST /v1/sessions: $mp req/s  ratio $(ratio "$mp" "$mb") of plain, $(ratio "$mp" "$mbp") of same-script ceiling"
 echo "median of per-round ratios to the plain ceiling around each run: GET $(paired validate_runs get_ceilings), POST $(paired post_runs post_ceilings)"
+echo "median of per-round ratios of GET /v1/session to the same-answer ceiling: $(paired validate_runs shaped_runs)"
 echo "GET /v1/session p99 per round: ${get_p99s[*]}"
 echo "sessiond RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$sessiond_pid/status), in huge pages: $(awk '/AnonHugePages/ {print $2, $3}' /proc/$sessiond_pid/smaps_rollup)"
-kill -TERM "$sessiond_pid" "$baseline_pid"
-wait "$sessiond_pid" "$baseline_pid" 2>/dev/null || true
+kill -TERM "$sessiond_pid" "$baseline_pid" "$shaped_pid"
+wait "$sessiond_pid" "$baseline_pid" "$shaped_pid" 2>/dev/null || true
