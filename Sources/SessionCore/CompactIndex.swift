@@ -7,13 +7,20 @@
 ///
 /// Only the high 32 bits of a key are kept: callers verify a hit against the full value they
 /// store elsewhere, and ``insert(_:value:)`` refuses a key whose high 32 bits are already present
-/// (the caller then draws a new random key), so every stored key is unique.
+/// (the caller then draws a new random key), so every key made by this process is unique there.
+///
+/// Keys that cannot be redrawn (a session restored from storage keeps its id and token) may share
+/// their high 32 bits with a key already present (about 1 in 20,000 among a million sessions):
+/// ``insertSharingKey(_:value:)`` keeps those by their full 64 bits in a small side table
+/// (``spilledValue(for:)``), which is empty, and costs one test, otherwise.
 ///
 /// Linear probing with backward-shift deletion (no tombstones); grows at 3/4 load.
 struct CompactIndex {
     private static let empty = UInt64.max
 
     private var buckets = [UInt64](repeating: CompactIndex.empty, count: 16)
+    /// Keys whose high 32 bits were taken when they were added, by their full 64 bits.
+    private var spilled: [UInt64: UInt32] = [:]
     private(set) var count = 0
 
     private var mask: Int { buckets.count - 1 }
@@ -34,6 +41,30 @@ struct CompactIndex {
             if UInt32(truncatingIfNeeded: bucket >> 32) == key { return UInt32(truncatingIfNeeded: bucket) }
             index = (index + 1) & mask
         }
+    }
+
+    /// The value stored for exactly `word` among the keys that share their high 32 bits with
+    /// another (see ``insertSharingKey(_:value:)``).
+    @inline(__always)
+    func spilledValue(for word: UInt64) -> UInt32? {
+        spilled.isEmpty ? nil : spilled[word]
+    }
+
+    /// Whether `word` is stored with `value` (in the buckets or among the spilled keys).
+    func contains(_ word: UInt64, value: UInt32) -> Bool {
+        find(word) == value || spilledValue(for: word) == value
+    }
+
+    /// Stores `value` for `word` even when its high 32 bits are already present (then by its full
+    /// 64 bits, aside); `false` (and no change) only when `word` itself is already spilled there.
+    /// - Precondition: `word` is not stored yet (the caller checks against the full values it keeps:
+    ///   the buckets cannot tell).
+    mutating func insertSharingKey(_ word: UInt64, value: UInt32) -> Bool {
+        if insert(word, value: value) { return true }
+        guard spilled[word] == nil else { return false }
+        spilled[word] = value
+        count += 1
+        return true
     }
 
     /// Stores `value` for `word`; `false` (and no change) when its high 32 bits are already present.
@@ -61,9 +92,18 @@ struct CompactIndex {
         return false
     }
 
-    /// Removes `word`'s key when its value is `expected` (or any value when `expected` is nil).
+    /// Removes `word`'s key when its value is `expected`: from the buckets, or else from the spilled
+    /// keys (where `word` must match in full).
     @discardableResult
-    mutating func remove(_ word: UInt64, ifValue expected: UInt32? = nil) -> Bool {
+    mutating func remove(_ word: UInt64, ifValue expected: UInt32) -> Bool {
+        if removeFromBuckets(word, ifValue: expected) { return true }
+        guard spilledValue(for: word) == expected else { return false }
+        spilled[word] = nil
+        count -= 1
+        return true
+    }
+
+    private mutating func removeFromBuckets(_ word: UInt64, ifValue expected: UInt32) -> Bool {
         let key = Self.key(word)
         var hole = Int(key) & mask
         while true {
@@ -72,7 +112,7 @@ struct CompactIndex {
             if UInt32(truncatingIfNeeded: bucket >> 32) == key { break }
             hole = (hole + 1) & mask
         }
-        if let expected, UInt32(truncatingIfNeeded: buckets[hole]) != expected { return false }
+        if UInt32(truncatingIfNeeded: buckets[hole]) != expected { return false }
         // Backward-shift: pull later members of the probe run into the hole.
         var next = (hole + 1) & mask
         while buckets[next] != Self.empty {
@@ -90,14 +130,6 @@ struct CompactIndex {
         count -= 1
         return true
     }
-
-    /// Every stored (high 32 bits of the key, value) pair; for invariant checks.
-    var pairs: [(key: UInt32, value: UInt32)] {
-        buckets.lazy.filter { $0 != Self.empty }.map { (UInt32(truncatingIfNeeded: $0 >> 32), UInt32(truncatingIfNeeded: $0)) }
-    }
-
-    /// The high 32 bits under which `word` is stored.
-    static func storedKey(of word: UInt64) -> UInt32 { key(word) }
 
     private mutating func place(_ packed: UInt64) {
         var index = Int(UInt32(truncatingIfNeeded: packed >> 32)) & mask

@@ -10,7 +10,7 @@ extension SessionStore {
         public var expired: [SessionEndReason: Int] = [:]
         /// The expired sessions, so that storage can delete them.
         public var expiredRecords: [SessionRecord] = []
-        /// Records skipped because their id or token index key is already taken, their username is
+        /// Records skipped because their id or token is already in the table, their username is
         /// invalid, or the table is full.
         public var skipped = 0
 
@@ -73,9 +73,11 @@ extension SessionStore {
             }
             let hash = record.tokenHash
             let inserted = tokenShards[Int(truncatingIfNeeded: hash.w0) & mask].map.withLock { map -> Bool in
-                guard map.find(hash.w0) == nil else { return false }
+                // Another session may share this token's index key (the first 32 bits of its hash):
+                // both are kept (CompactIndex). Only a token or an id stored twice is skipped.
+                guard map.spilledValue(for: hash.w0) == nil, !isIndexed(hash, candidate: map.find(hash.w0)) else { return false }
                 let slot = shard.state.withLock { (state: inout ShardState) -> Int32? in
-                    guard state.idIndex.find(record.id.w0) == nil else { return nil }
+                    guard state.slot(of: record.id) == nil else { return nil }
                     let user = state.userSlot(named: record.username)
                     guard
                         let slot = state.insert(
@@ -90,12 +92,18 @@ extension SessionStore {
                     return slot
                 }
                 guard let slot else { return false }
-                _ = map.insert(hash.w0, value: TokenIndexShard.pack(shard: shardIndex, slot: slot))
-                return true
+                return map.insertSharingKey(hash.w0, value: TokenIndexShard.pack(shard: shardIndex, slot: slot))
             }
             if inserted { report.restored += 1 } else { report.skipped += 1 }
         }
         self.events.publish(events)
         return report
+    }
+
+    /// Whether `candidate` (a token index value) is the live session with exactly this token hash.
+    private func isIndexed(_ hash: TokenHash, candidate: UInt32?) -> Bool {
+        guard let candidate else { return false }
+        let (shard, slot) = TokenIndexShard.unpack(candidate)
+        return shards[shard].state.withLock { $0.matches(slot, hash) }
     }
 }

@@ -218,26 +218,23 @@ public final class SessionStore: Sendable {
             return .malformed
         }
         let tokenShard = tokenShards[Int(truncatingIfNeeded: hash.w0) & mask]
-        guard let packed = tokenShard.map.withLock({ $0.find(hash.w0) }) else {
-            tokenShard.unknownValidations.add(1, ordering: .relaxed)
-            return .unknown
-        }
-        let (shardIndex, slot) = TokenIndexShard.unpack(packed)
         let now = clock.nowMilliseconds()
         let defaultIdle = defaultIdleTimeout.load(ordering: .relaxed)
-        let outcome = shards[shardIndex].state.withLock { (state: inout ShardState) -> LookupOutcome<Session> in
-            guard state.matches(slot, hash) else { return .unknown }
-            let deadline = state.entries[slot].deadline
-            guard now < deadline.at else {
-                state.validationsExpired += 1
-                return .expired(state.remove(slot, reason: deadline.reason, at: deadline.at, now: now))
+        let outcome = withIndexedSlot(hash) { shardIndex, slot in
+            shards[shardIndex].state.withLock { (state: inout ShardState) -> LookupOutcome<Session> in
+                guard state.matches(slot, hash) else { return .unknown }
+                let deadline = state.entries[slot].deadline
+                guard now < deadline.at else {
+                    state.validationsExpired += 1
+                    return .expired(state.remove(slot, reason: deadline.reason, at: deadline.at, now: now))
+                }
+                if refresh { state.slide(slot, now: now, defaultIdleTimeout: defaultIdle) }
+                state.see(user: state.entries[slot].userSlot, now: now)
+                state.validationsValid += 1
+                return .found(state.snapshot(slot))
             }
-            if refresh { state.slide(slot, now: now, defaultIdleTimeout: defaultIdle) }
-            state.see(user: state.entries[slot].userSlot, now: now)
-            state.validationsValid += 1
-            return .found(state.snapshot(slot))
         }
-        switch outcome {
+        switch outcome ?? .unknown {
         case .found(let session):
             return .valid(session)
         case .unknown:
@@ -481,12 +478,8 @@ public final class SessionStore: Sendable {
     /// to a recount. O(n) under each shard lock in turn; for tests and debugging.
     public func invariantViolations() -> [String] {
         var problems: [String] = []
-        var indexed: [UInt64: UInt32] = [:]  // (token shard, stored key) → packed (shard, slot)
-        for (tokenShardIndex, tokenShard) in tokenShards.enumerated() {
-            tokenShard.map.withLock { map in
-                for pair in map.pairs { indexed[UInt64(tokenShardIndex) << 32 | UInt64(pair.key)] = pair.value }
-            }
-        }
+        var indexed = 0
+        for tokenShard in tokenShards { indexed += tokenShard.map.withLock { $0.count } }
         var live = 0
         for (index, shard) in shards.enumerated() {
             shard.state.withLock { state in
@@ -497,15 +490,15 @@ public final class SessionStore: Sendable {
                     if Self.shardIndex(of: state.users[Int(entry.userSlot)].name, mask: mask) != index {
                         problems.append("shard \(index): user in wrong shard")
                     }
-                    let key = UInt64(Int(truncatingIfNeeded: entry.hash.w0) & mask) << 32
-                        | UInt64(CompactIndex.storedKey(of: entry.hash.w0))
-                    if indexed[key] != TokenIndexShard.pack(shard: index, slot: Int32(raw)) {
+                    let packed = TokenIndexShard.pack(shard: index, slot: Int32(raw))
+                    let tokenShard = tokenShards[Int(truncatingIfNeeded: entry.hash.w0) & mask]
+                    if !tokenShard.map.withLock({ $0.contains(entry.hash.w0, value: packed) }) {
                         problems.append("shard \(index) slot \(raw): token index")
                     }
                 }
             }
         }
-        if indexed.count != live { problems.append("token index holds \(indexed.count), table \(live)") }
+        if indexed != live { problems.append("token index holds \(indexed), table \(live)") }
         return problems
     }
 
@@ -521,10 +514,31 @@ public final class SessionStore: Sendable {
     static let unknownError = SessionError(code: .sessionUnknown, message: "no session has this token")
     static let expiredError = SessionError(code: .sessionExpired, message: "the session has expired")
 
-    private func locate(_ hash: TokenHash) throws(SessionError) -> (shard: Int, slot: Int32) {
+    /// Runs `attempt` on the slot that the token index gives for `hash`; when that is another
+    /// session (`.unknown`), on the one kept aside under the same index key, if any (a restored
+    /// session, see ``CompactIndex``). `nil` when nothing is indexed under `hash`.
+    @inline(__always)
+    private func withIndexedSlot<Value: Sendable>(
+        _ hash: TokenHash,
+        _ attempt: (_ shard: Int, _ slot: Int32) -> LookupOutcome<Value>
+    ) -> LookupOutcome<Value>? {
         let tokenShard = tokenShards[Int(truncatingIfNeeded: hash.w0) & mask]
-        guard let packed = tokenShard.map.withLock({ $0.find(hash.w0) }) else { throw Self.unknownError }
-        return TokenIndexShard.unpack(packed)
+        let (indexed, spilled) = tokenShard.map.withLock { ($0.find(hash.w0), $0.spilledValue(for: hash.w0)) }
+        guard let first = indexed ?? spilled else { return nil }
+        let (shard, slot) = TokenIndexShard.unpack(first)
+        let outcome = attempt(shard, slot)
+        guard case .unknown = outcome, let spilled, spilled != first else { return outcome }
+        let (otherShard, otherSlot) = TokenIndexShard.unpack(spilled)
+        return attempt(otherShard, otherSlot)
+    }
+
+    /// The slot of the live session whose token hashes to `hash` (at the time of the call).
+    private func locate(_ hash: TokenHash) throws(SessionError) -> (shard: Int, slot: Int32) {
+        let located = withIndexedSlot(hash) { shard, slot -> LookupOutcome<Int64> in
+            shards[shard].state.withLock { $0.matches(slot, hash) } ? .found(Int64(shard) << 32 | Int64(slot)) : .unknown
+        }
+        guard case .found(let packed)? = located else { throw Self.unknownError }
+        return (Int(packed >> 32), Int32(truncatingIfNeeded: packed))
     }
 
     /// Runs `body` under the shard lock on the token's live session; ends it first if it expired.
@@ -533,17 +547,18 @@ public final class SessionStore: Sendable {
         _ body: (inout ShardState, Int32) -> Value
     ) throws(SessionError) -> Value {
         guard let hash = TokenHash(presented: token) else { throw Self.malformedError }
-        let (shardIndex, slot) = try locate(hash)
         let now = clock.nowMilliseconds()
-        let outcome = shards[shardIndex].state.withLock { (state: inout ShardState) -> LookupOutcome<Value> in
-            guard state.matches(slot, hash) else { return .unknown }
-            let deadline = state.entries[slot].deadline
-            guard now < deadline.at else {
-                return .expired(state.remove(slot, reason: deadline.reason, at: deadline.at, now: now))
+        let outcome = withIndexedSlot(hash) { shardIndex, slot in
+            shards[shardIndex].state.withLock { (state: inout ShardState) -> LookupOutcome<Value> in
+                guard state.matches(slot, hash) else { return .unknown }
+                let deadline = state.entries[slot].deadline
+                guard now < deadline.at else {
+                    return .expired(state.remove(slot, reason: deadline.reason, at: deadline.at, now: now))
+                }
+                return .found(body(&state, slot))
             }
-            return .found(body(&state, slot))
         }
-        switch outcome {
+        switch outcome ?? .unknown {
         case .found(let value): return value
         case .unknown: throw Self.unknownError
         case .expired(let removed):

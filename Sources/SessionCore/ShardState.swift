@@ -150,7 +150,9 @@ struct ShardState: ~Copyable {
         users[Int(user)].tail = slot
         users[Int(user)].sessionCount += 1
         if users[Int(user)].sessionCount == 1 { liveUsers += 1 }
-        _ = idIndex.insert(id.w0, value: UInt32(slot))
+        // A new id was drawn unique in the index; a restored one keeps its value even when another
+        // id shares its index key.
+        _ = isNew ? idIndex.insert(id.w0, value: UInt32(slot)) : idIndex.insertSharingKey(id.w0, value: UInt32(slot))
         linkWheel(slot, bucket: bucket(for: entries[slot].deadline.at))
         liveSessions += 1
         if isNew {
@@ -195,8 +197,10 @@ struct ShardState: ~Copyable {
 
     /// The slot of the live session with this id, if this shard has it.
     func slot(of id: SessionID) -> Int32? {
-        guard let value = idIndex.find(id.w0), entries[Int32(value)].id == id else { return nil }
-        return Int32(value)
+        for value in [idIndex.find(id.w0), idIndex.spilledValue(for: id.w0)] {
+            if let value, entries[Int32(value)].isLive, entries[Int32(value)].id == id { return Int32(value) }
+        }
+        return nil
     }
 
     /// Moves the idle deadline to `now + idle timeout`; a session following the default takes the
@@ -336,7 +340,7 @@ struct ShardState: ~Copyable {
             liveCount += 1
             perUser[entry.userSlot, default: 0] += 1
             if entry.id.shardHint & 0xFF != shardIndex & 0xFF { problems.append("slot \(slot): id shard hint") }
-            if idIndex.find(entry.id.w0) != UInt32(slot) { problems.append("slot \(slot): id index") }
+            if !idIndex.contains(entry.id.w0, value: UInt32(slot)) { problems.append("slot \(slot): id index") }
             if entry.wheelBucket == 0 { problems.append("slot \(slot): not scheduled") }
             if entry.wheelBucket > bucket(for: entry.deadline.at) { problems.append("slot \(slot): scheduled late") }
             if !users[Int(entry.userSlot)].isLive { problems.append("slot \(slot): dead user") }

@@ -146,14 +146,14 @@ struct CompactIndexTests {
         var words: [UInt64] = []
         for step in 0..<50_000 {
             if step % 3 == 2, let word = words.randomElement(using: &random) {
-                let key = CompactIndex.storedKey(of: word)
-                let removed = index.remove(word)
+                let key = UInt32(truncatingIfNeeded: word >> 32)
+                let removed = index.remove(word, ifValue: model[key] ?? 0)
                 #expect(removed == (model.removeValue(forKey: key) != nil))
             } else {
                 // Few distinct high bits so probe runs collide and wrap.
                 let word = UInt64.random(in: 0...UInt64(4096), using: &random) << 32 | UInt64.random(in: 0...255, using: &random)
-                let value = UInt32.random(in: 0..<UInt32.max, using: &random)
-                let key = CompactIndex.storedKey(of: word)
+                let value = UInt32.random(in: 1..<UInt32.max, using: &random)
+                let key = UInt32(truncatingIfNeeded: word >> 32)
                 let inserted = index.insert(word, value: value)
                 #expect(inserted == (model[key] == nil))
                 if model[key] == nil { model[key] = value }
@@ -165,7 +165,35 @@ struct CompactIndexTests {
         }
         #expect(index.count == model.count)
         for (key, value) in model { #expect(index.find(UInt64(key) << 32) == value) }
-        #expect(Set(index.pairs.map(\.key)) == Set(model.keys))
+    }
+
+    /// Keys that share their high 32 bits (restored sessions) are all kept, found and removed.
+    @Test func keysSharingTheirHigh32BitsAreKeptAside() {
+        var index = CompactIndex()
+        var model: [UInt64: UInt32] = [:]
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            // 64 distinct high halves: most keys share theirs with others.
+            let word = UInt64.random(in: 0..<64, using: &random) << 32 | UInt64.random(in: 0...UInt64(UInt32.max), using: &random)
+            guard model[word] == nil else { continue }
+            let value = UInt32.random(in: 0..<UInt32.max, using: &random)
+            let inserted = index.insertSharingKey(word, value: value)
+            #expect(inserted)
+            model[word] = value
+        }
+        #expect(index.count == model.count)
+        for (word, value) in model { #expect(index.contains(word, value: value), "\(word)") }
+        // Remove in random order; what remains stays reachable, spilled or not.
+        var remaining = model
+        for (word, value) in model.shuffled(using: &random) {
+            let removed = index.remove(word, ifValue: value)
+            #expect(removed, "\(word)")
+            remaining[word] = nil
+            if remaining.count % 997 == 0 {
+                for (other, otherValue) in remaining { #expect(index.contains(other, value: otherValue)) }
+            }
+        }
+        #expect(index.count == 0)
     }
 
     @Test func conditionalRemoveChecksTheValue() {
