@@ -10,7 +10,7 @@
 /// (the caller then draws a new random key), so every key made by this process is unique there.
 ///
 /// Keys that cannot be redrawn (a session restored from storage keeps its id and token) may share
-/// their high 32 bits with a key already present (about 1 in 20,000 among a million sessions):
+/// their high 32 bits with a key already present (a few in a million restored sessions):
 /// ``insertSharingKey(_:value:)`` keeps those by their full 64 bits in a small side table
 /// (``spilledValue(for:)``), which is empty, and costs one test, otherwise.
 ///

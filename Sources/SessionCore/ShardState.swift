@@ -197,10 +197,13 @@ struct ShardState: ~Copyable {
 
     /// The slot of the live session with this id, if this shard has it.
     func slot(of id: SessionID) -> Int32? {
-        for value in [idIndex.find(id.w0), idIndex.spilledValue(for: id.w0)] {
-            if let value, entries[Int32(value)].isLive, entries[Int32(value)].id == id { return Int32(value) }
-        }
+        if let value = idIndex.find(id.w0), holds(id, at: value) { return Int32(value) }
+        if let value = idIndex.spilledValue(for: id.w0), holds(id, at: value) { return Int32(value) }
         return nil
+    }
+
+    private func holds(_ id: SessionID, at value: UInt32) -> Bool {
+        entries[Int32(value)].isLive && entries[Int32(value)].id == id
     }
 
     /// Moves the idle deadline to `now + idle timeout`; a session following the default takes the
