@@ -534,11 +534,11 @@ public final class SessionStore: Sendable {
 
     /// The slot of the live session whose token hashes to `hash` (at the time of the call).
     private func locate(_ hash: TokenHash) throws(SessionError) -> (shard: Int, slot: Int32) {
-        let located = withIndexedSlot(hash) { shard, slot -> LookupOutcome<Int64> in
-            shards[shard].state.withLock { $0.matches(slot, hash) } ? .found(Int64(shard) << 32 | Int64(slot)) : .unknown
+        let located = withIndexedSlot(hash) { shard, slot -> LookupOutcome<(shard: Int, slot: Int32)> in
+            shards[shard].state.withLock { $0.matches(slot, hash) } ? .found((shard, slot)) : .unknown
         }
-        guard case .found(let packed)? = located else { throw Self.unknownError }
-        return (Int(packed >> 32), Int32(truncatingIfNeeded: packed))
+        guard case .found(let location)? = located else { throw Self.unknownError }
+        return location
     }
 
     /// Runs `body` under the shard lock on the token's live session; ends it first if it expired.
