@@ -146,7 +146,8 @@ final class CommitQueue: Sendable {
     /// It goes back coalesced (``coalesced(_:)``): while commits keep failing (a full or broken
     /// disk), writes are refused but validations still slide sessions, and without this the queue
     /// would grow by their touches for as long as the outage lasts. Coalesced at each retry, it
-    /// holds at most one row operation or two per session, plus what arrived since the last retry.
+    /// holds at most two changes per session (a row write and a touch after it), plus what arrived
+    /// since the last retry.
     func failed(_ batch: [SessionChange], through last: UInt64, error: StorageError) {
         // Outside the lock: request threads record changes under it.
         let batch = Self.coalesced(batch)
