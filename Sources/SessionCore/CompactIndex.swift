@@ -21,6 +21,8 @@ struct CompactIndex {
     private var buckets = [UInt64](repeating: CompactIndex.empty, count: 16)
     /// Keys whose high 32 bits were taken when they were added, by their full 64 bits.
     private var spilled: [UInt64: UInt32] = [:]
+    /// `spilled.count`, kept here so that lookups test an integer, not the dictionary.
+    private var spilledCount = 0
     private(set) var count = 0
 
     private var mask: Int { buckets.count - 1 }
@@ -47,7 +49,7 @@ struct CompactIndex {
     /// another (see ``insertSharingKey(_:value:)``).
     @inline(__always)
     func spilledValue(for word: UInt64) -> UInt32? {
-        spilled.isEmpty ? nil : spilled[word]
+        spilledCount == 0 ? nil : spilled[word]
     }
 
     /// Whether `word` is stored with `value` (in the buckets or among the spilled keys).
@@ -63,6 +65,7 @@ struct CompactIndex {
         if insert(word, value: value) { return true }
         guard spilled[word] == nil else { return false }
         spilled[word] = value
+        spilledCount += 1
         count += 1
         return true
     }
@@ -99,6 +102,7 @@ struct CompactIndex {
         if removeFromBuckets(word, ifValue: expected) { return true }
         guard spilledValue(for: word) == expected else { return false }
         spilled[word] = nil
+        spilledCount -= 1
         count -= 1
         return true
     }

@@ -234,13 +234,13 @@ public final class SessionStore: Sendable {
                 return .found(state.snapshot(slot))
             }
         }
-        switch outcome ?? .unknown {
-        case .found(let session):
+        switch outcome {
+        case .found(let session)?:
             return .valid(session)
-        case .unknown:
+        case .unknown?, nil:
             tokenShard.unknownValidations.add(1, ordering: .relaxed)
             return .unknown
-        case .expired(let removed):
+        case .expired(let removed)?:
             finish(removed)
             guard case .ended(let reason) = removed.event.kind else { return .unknown }
             return .expired(reason)
@@ -558,10 +558,10 @@ public final class SessionStore: Sendable {
                 return .found(body(&state, slot))
             }
         }
-        switch outcome ?? .unknown {
-        case .found(let value): return value
-        case .unknown: throw Self.unknownError
-        case .expired(let removed):
+        switch outcome {
+        case .found(let value)?: return value
+        case .unknown?, nil: throw Self.unknownError
+        case .expired(let removed)?:
             finish(removed)
             throw Self.expiredError
         }
