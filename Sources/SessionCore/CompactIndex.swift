@@ -95,16 +95,22 @@ struct CompactIndex {
         return false
     }
 
-    /// Removes `word`'s key when its value is `expected`: from the buckets, or else from the spilled
-    /// keys (where `word` must match in full).
+    /// Removes `word`'s key when its value is `expected`: from the spilled keys if `word` is there in
+    /// full, or else from the buckets.
+    ///
+    /// The spilled keys come first because they match in full, while a bucket matches on the high 32
+    /// bits and the value only: a bucket can hold another word with the same key and, for a moment,
+    /// the same value (a rotated token is indexed to its session's slot before the old one is
+    /// removed), and removing `word` must not remove that one.
     @discardableResult
     mutating func remove(_ word: UInt64, ifValue expected: UInt32) -> Bool {
-        if removeFromBuckets(word, ifValue: expected) { return true }
-        guard spilledValue(for: word) == expected else { return false }
-        spilled[word] = nil
-        spilledCount -= 1
-        count -= 1
-        return true
+        if spilledCount > 0, spilled[word] == expected {
+            spilled[word] = nil
+            spilledCount -= 1
+            count -= 1
+            return true
+        }
+        return removeFromBuckets(word, ifValue: expected)
     }
 
     private mutating func removeFromBuckets(_ word: UInt64, ifValue expected: UInt32) -> Bool {

@@ -196,6 +196,35 @@ struct CompactIndexTests {
         #expect(index.count == 0)
     }
 
+    /// A spilled word and a bucket holding another word with the same high 32 bits and the same value
+    /// (a rotated token is indexed to its session's slot before the old token is removed): removing
+    /// the spilled word leaves the bucket alone, and the other way round.
+    @Test func removingASpilledWordLeavesABucketWithTheSameKeyAndValue() {
+        let key: UInt64 = 0x1234_5678 << 32
+        for removeSpilledFirst in [true, false] {
+            var index = CompactIndex()
+            let placed = index.insert(key | 1, value: 5)
+            let spilled = index.insertSharingKey(key | 2, value: 7)
+            index.remove(key | 1, ifValue: 5)
+            // The key is free in the buckets again; a new word takes it with the spilled word's value.
+            let reused = index.insert(key | 3, value: 7)
+            #expect(placed && spilled && reused)
+            #expect(index.spilledValue(for: key | 2) == 7 && index.find(key | 3) == 7 && index.count == 2)
+            if removeSpilledFirst {
+                let removed = index.remove(key | 2, ifValue: 7)
+                #expect(removed)
+                #expect(index.find(key | 3) == 7, "the bucket of another word was removed")
+                #expect(index.spilledValue(for: key | 2) == nil)
+            } else {
+                let removed = index.remove(key | 3, ifValue: 7)
+                #expect(removed)
+                #expect(index.find(key | 3) == nil)
+                #expect(index.spilledValue(for: key | 2) == 7, "the spilled word was removed instead")
+            }
+            #expect(index.count == 1)
+        }
+    }
+
     @Test func conditionalRemoveChecksTheValue() {
         var index = CompactIndex()
         let inserted = index.insert(7 << 32, value: 1)
