@@ -134,14 +134,19 @@ public final class SessionStore: Sendable {
                 }
                 evicted = removed
                 _ = map.insert(hash.w0, value: TokenIndexShard.pack(shard: shardIndex, slot: slot))
+                // Published before this token shard's lock is released. Once the shard lock is
+                // released, another thread can end the session (evicted by a concurrent login of the
+                // same user, revoked by id, deleted with all of the user's sessions); every such path
+                // unindexes the token, which waits for this lock, before it publishes `ended`. So no
+                // subscriber ever sees a session end before it was created.
+                events.publish(
+                    SessionEvent(kind: .created, id: session.id, username: username, createdAt: session.createdAt, at: session.createdAt)
+                )
                 return (session, slot)
             }
             guard let (session, _) = outcome else { continue }
-            for removed in evicted { unindex(removed) }
-            events.publish(evicted.map(\.event))
-            events.publish(
-                SessionEvent(kind: .created, id: session.id, username: username, createdAt: session.createdAt, at: session.createdAt)
-            )
+            // Unindexed first for the same reason: that waits until their `created` was published.
+            finish(evicted)
             return CreatedSession(session: session, token: token)
         }
     }

@@ -85,4 +85,41 @@ struct ConcurrencyStressTests {
         #expect(users.map(\.sessionCount).reduce(0, +) == stats.activeSessions)
         #expect(users.allSatisfy { $0.sessionCount <= 8 })
     }
+
+    /// Concurrent logins of one user with a cap of one session: each login evicts the session the
+    /// other login has just created. Every session's `created` must still reach observers before its
+    /// `ended`. An observer that dawdles over `ended` events (as a subscriber fan-out may) holds a
+    /// login between its eviction and its `created`; that is when the other login ended the new
+    /// session and published its `ended` first, before `created` was published under the lock.
+    @Test func createdComesBeforeEndedWhenConcurrentLoginsEvict() async throws {
+        let harness = Harness(.init(maxSessionsPerUser: 1, sessionLimitPolicy: .evictOldest))
+        harness.store.events.addObserver { event in
+            if case .ended = event.kind { usleep(100) }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    for _ in 0..<250 { _ = try? harness.store.create(username: "ada") }
+                }
+            }
+        }
+        var created: [SessionID: Int] = [:]
+        var ended: [SessionID: Int] = [:]
+        for (position, event) in harness.recorder.all.enumerated() {
+            switch event.kind {
+            case .created:
+                #expect(created[event.id] == nil, "created twice")
+                created[event.id] = position
+            case .ended(let reason):
+                #expect(reason == .evicted)
+                #expect(ended[event.id] == nil, "ended twice")
+                ended[event.id] = position
+            }
+        }
+        #expect(created.count == 1000)
+        #expect(ended.count == 999)
+        let endedBeforeCreated = ended.count { id, position in (created[id] ?? Int.max) > position }
+        #expect(endedBeforeCreated == 0, "sessions whose ended came before their created")
+        #expect(harness.store.invariantViolations() == [])
+    }
 }
