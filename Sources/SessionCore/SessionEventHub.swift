@@ -2,12 +2,11 @@ import Synchronization
 
 /// Delivers ``SessionEvent``s to synchronous observers and to bounded async streams.
 ///
-/// Observers run on the thread that changed the session; they must be cheap, must not block
-/// (metrics counters are the intended use) and must not call back into the store: a `created` event
-/// is delivered while the lock of the new token's index shard is held, so that no `ended` event of
-/// the same session can be delivered before it (ended events come after the store's locks are
-/// released). Each session's events therefore reach every observer in order. Streams buffer up to
-/// their capacity; events that do not fit are dropped and counted in ``droppedEventCount``.
+/// Observers run on a thread that changed a session, after the store's locks are released; they
+/// must be cheap and must not block (metrics counters are the intended use). A session's `created`
+/// reaches observers before its `ended`, even when another thread ends it while it is being created
+/// (the `ended` is then delivered by the creating thread, right after the `created`). Streams buffer
+/// up to their capacity; events that do not fit are dropped and counted in ``droppedEventCount``.
 ///
 /// ```swift
 /// let token = store.events.addObserver { event in

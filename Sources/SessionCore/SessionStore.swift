@@ -31,6 +31,13 @@ public final class SessionStore: Sendable {
     private let settings: Mutex<Configuration>
     private let defaultIdleTimeout: Atomic<Int64>
     private let malformedValidations = Atomic<Int>(0)
+    /// New sessions whose `created` event is being published, each with the `ended` events of it that
+    /// came meanwhile. A session is visible to other threads (a concurrent login of the same user may
+    /// evict it, an administrator may revoke it) as soon as `create` releases its locks, before its
+    /// `created` is published, which happens outside the locks so that the fan-out to subscribers
+    /// holds none. An `ended` event of such a session waits here, and no observer ever sees a session
+    /// end before it was created.
+    private let announcing = Mutex<[SessionID: [SessionEvent]]>([:])
 
     /// Creates an empty store.
     ///
@@ -127,26 +134,21 @@ public final class SessionStore: Sendable {
                 guard map.find(hash.w0) == nil else { return nil }  // index key taken: draw a new token
                 let (session, slot, removed) = try shard.state.withLock {
                     (state: inout ShardState) throws(SessionError) -> (Session, Int32, [RemovedSession]) in
-                    try Self.insert(
+                    let inserted = try Self.insert(
                         into: &state, username: username, hash: hash, pool: pool, now: now,
                         expiresAt: now + lifetime.milliseconds, idleTimeout: idle, data: data, config: config
                     )
+                    // Before the session is visible, which it is once this lock is released.
+                    announcing.withLock { $0[inserted.0.id] = [] }
+                    return inserted
                 }
                 evicted = removed
                 _ = map.insert(hash.w0, value: TokenIndexShard.pack(shard: shardIndex, slot: slot))
-                // Published before this token shard's lock is released. Once the shard lock is
-                // released, another thread can end the session (evicted by a concurrent login of the
-                // same user, revoked by id, deleted with all of the user's sessions); every such path
-                // unindexes the token, which waits for this lock, before it publishes `ended`. So no
-                // subscriber ever sees a session end before it was created.
-                events.publish(
-                    SessionEvent(kind: .created, id: session.id, username: username, createdAt: session.createdAt, at: session.createdAt)
-                )
                 return (session, slot)
             }
             guard let (session, _) = outcome else { continue }
-            // Unindexed first for the same reason: that waits until their `created` was published.
             finish(evicted)
+            announce(SessionEvent(kind: .created, id: session.id, username: username, createdAt: session.createdAt, at: session.createdAt))
             return CreatedSession(session: session, token: token)
         }
     }
@@ -581,12 +583,35 @@ public final class SessionStore: Sendable {
 
     private func finish(_ removed: RemovedSession) {
         unindex(removed)
-        events.publish(removed.event)
+        publishEnded([removed.event])
     }
 
     func finish(_ removed: [RemovedSession]) {
         for session in removed { unindex(session) }
-        events.publish(removed.map(\.event))
+        publishEnded(removed.map(\.event))
+    }
+
+    /// Publishes the `created` event of a new session, then any `ended` event of it that another
+    /// thread produced meanwhile (see ``announcing``).
+    private func announce(_ created: SessionEvent) {
+        events.publish(created)
+        let endedMeanwhile = announcing.withLock { $0.removeValue(forKey: created.id) } ?? []
+        events.publish(endedMeanwhile)
+    }
+
+    /// Publishes `ended` events, except those of sessions whose `created` is still being published:
+    /// those are left to ``announce(_:)``, which publishes them right after it.
+    private func publishEnded(_ ended: [SessionEvent]) {
+        guard !ended.isEmpty else { return }
+        let now = announcing.withLock { pending -> [SessionEvent] in
+            guard !pending.isEmpty else { return ended }
+            return ended.filter { event in
+                guard pending[event.id] != nil else { return true }
+                pending[event.id]!.append(event)
+                return false
+            }
+        }
+        events.publish(now)
     }
 
     private func unindex(_ removed: RemovedSession) {
