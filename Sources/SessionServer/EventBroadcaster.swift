@@ -28,6 +28,26 @@ public final class EventBroadcaster: Sendable {
         /// The latest events' frames, oldest first, and their total size.
         var recent = Deque<(sequence: UInt64, frame: [UInt8])>()
         var recentBytes = 0
+        /// Slots taken by ``subscribe(lastEventID:)`` whose stream has not started yet.
+        var reserved = 0
+    }
+
+    /// A subscriber slot, taken when a subscription is accepted and turned into a subscriber when its
+    /// stream starts, so that the limit is decided once, with the status code (429), and never by
+    /// cutting off a stream already answered with 200. A slot whose stream never starts (a `HEAD`
+    /// request, a connection that failed) is given back when the response is dropped.
+    private final class Reservation: Sendable {
+        let broadcaster: EventBroadcaster
+        private let isTaken = Atomic<Bool>(false)
+
+        init(_ broadcaster: EventBroadcaster) { self.broadcaster = broadcaster }
+
+        /// Marks the slot as used by a subscriber; `false` if it already was.
+        func take() -> Bool { !isTaken.exchange(true, ordering: .acquiringAndReleasing) }
+
+        deinit {
+            if take() { broadcaster.state.withLock { $0.reserved -= 1 } }
+        }
     }
 
     private let state = Mutex(State())
@@ -58,9 +78,15 @@ public final class EventBroadcaster: Sendable {
     /// The streaming response for a new subscriber, or `nil` when there are too many. `lastEventID`
     /// is the request's `Last-Event-ID` header, if any.
     func subscribe(lastEventID: String? = nil) -> HTTPResponse? {
-        guard subscriberCount < maximumSubscribers else { return nil }
+        let accepted = state.withLock { state -> Bool in
+            guard state.writers.count + state.reserved < maximumSubscribers else { return false }
+            state.reserved += 1
+            return true
+        }
+        guard accepted else { return nil }
+        let reservation = Reservation(self)
         let configuration = HTTPStreamConfiguration(bufferLimit: bufferLimit) { [weak self] writer in
-            self?.add(writer, resumingAfter: lastEventID)
+            self?.add(writer, resumingAfter: lastEventID, reservation: reservation)
         }
         return HTTPResponse(
             status: 200,
@@ -72,14 +98,15 @@ public final class EventBroadcaster: Sendable {
         )
     }
 
-    private func add(_ writer: HTTPStreamWriter, resumingAfter lastEventID: String?) {
+    private func add(_ writer: HTTPStreamWriter, resumingAfter lastEventID: String?, reservation: Reservation) {
         isActive.store(true, ordering: .relaxed)
         // Registered and caught up under the lock, so that no live event comes before the replay or
         // is missed between the two. Writes never call back into this class; closing does (see
         // below), so it happens after the lock is released.
         let (id, isCaughtUp) = state.withLock { state -> (Int?, Bool) in
-            // Checked again here: several workers may have passed `subscribe()`'s check at once.
-            guard state.writers.count < maximumSubscribers else { return (nil, false) }
+            // The slot reserved by `subscribe()` becomes this subscriber's (a stream starts once).
+            guard reservation.take() else { return (nil, false) }
+            state.reserved -= 1
             state.nextSubscriberID += 1
             state.writers[state.nextSubscriberID] = writer
             // An initial comment tells the client the stream is open.
