@@ -38,6 +38,10 @@ public final class SessionStore: Sendable {
     /// holds none. An `ended` event of such a session waits here, and no observer ever sees a session
     /// end before it was created.
     private let announcing = Mutex<[SessionID: [SessionEvent]]>([:])
+    /// The number of sessions in ``announcing``, so that ending a session does not take its lock when
+    /// none is. A session is registered before the lock of its shard is released, and whoever ends it
+    /// takes that lock first, so it sees the registration.
+    private let announcingCount = Atomic<Int>(0)
 
     /// Creates an empty store.
     ///
@@ -139,7 +143,10 @@ public final class SessionStore: Sendable {
                         expiresAt: now + lifetime.milliseconds, idleTimeout: idle, data: data, config: config
                     )
                     // Before the session is visible, which it is once this lock is released.
-                    announcing.withLock { $0[inserted.0.id] = [] }
+                    announcing.withLock { pending in
+                        pending[inserted.0.id] = []
+                        announcingCount.store(pending.count, ordering: .releasing)
+                    }
                     return inserted
                 }
                 evicted = removed
@@ -583,7 +590,11 @@ public final class SessionStore: Sendable {
 
     private func finish(_ removed: RemovedSession) {
         unindex(removed)
-        publishEnded([removed.event])
+        if announcingCount.load(ordering: .acquiring) == 0 {
+            events.publish(removed.event)
+        } else {
+            publishEnded([removed.event])
+        }
     }
 
     func finish(_ removed: [RemovedSession]) {
@@ -595,14 +606,21 @@ public final class SessionStore: Sendable {
     /// thread produced meanwhile (see ``announcing``).
     private func announce(_ created: SessionEvent) {
         events.publish(created)
-        let endedMeanwhile = announcing.withLock { $0.removeValue(forKey: created.id) } ?? []
-        events.publish(endedMeanwhile)
+        let endedMeanwhile = announcing.withLock { pending in
+            defer { announcingCount.store(pending.count, ordering: .releasing) }
+            return pending.removeValue(forKey: created.id)
+        }
+        if let endedMeanwhile { events.publish(endedMeanwhile) }
     }
 
     /// Publishes `ended` events, except those of sessions whose `created` is still being published:
     /// those are left to ``announce(_:)``, which publishes them right after it.
     private func publishEnded(_ ended: [SessionEvent]) {
         guard !ended.isEmpty else { return }
+        guard announcingCount.load(ordering: .acquiring) > 0 else {
+            events.publish(ended)
+            return
+        }
         let now = announcing.withLock { pending -> [SessionEvent] in
             guard !pending.isEmpty else { return ended }
             return ended.filter { event in
