@@ -77,7 +77,7 @@ extension SessionStore {
                 // both are kept (CompactIndex). Only a token or an id stored twice is skipped.
                 guard map.spilledValue(for: hash.w0) == nil, !isIndexed(hash, candidate: map.find(hash.w0)) else { return false }
                 let slot = shard.state.withLock { (state: inout ShardState) -> Int32? in
-                    guard state.slot(of: record.id) == nil else { return nil }
+                    guard state.slot(of: record.id) == nil, state.canIndexRestored(record.id) else { return nil }
                     let user = state.userSlot(named: record.username)
                     guard
                         let slot = state.insert(

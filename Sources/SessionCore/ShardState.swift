@@ -202,6 +202,13 @@ struct ShardState: ~Copyable {
         return nil
     }
 
+    /// Whether a restored session with this id can be found by id once inserted: not when another id
+    /// with the same first 64 bits is already kept aside in the id index (the side table is keyed by
+    /// those 64 bits, so it cannot hold both).
+    func canIndexRestored(_ id: SessionID) -> Bool {
+        idIndex.spilledValue(for: id.w0) == nil
+    }
+
     private func holds(_ id: SessionID, at value: UInt32) -> Bool {
         entries[Int32(value)].isLive && entries[Int32(value)].id == id
     }

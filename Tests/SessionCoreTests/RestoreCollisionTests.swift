@@ -28,6 +28,34 @@ struct RestoreCollisionTests {
         )
     }
 
+    /// The id index keeps a restored id whose 32-bit key is taken aside, by its first 64 bits. A second
+    /// such id with the same first 64 bits cannot be kept there: that session is skipped, as a token
+    /// stored twice is, rather than restored without a way to find it by id.
+    @Test func anIDThatCannotBeIndexedIsSkipped() throws {
+        let harness = Harness(.init(idleTimeout: .seconds(600), maxLifetime: .seconds(7200), shardCount: 1))
+        let now = harness.clock.nowMilliseconds()
+        var bytes = [UInt8](repeating: 7, count: 16)
+        bytes[0] = 0
+        let indexed = try #require(bytes.withUnsafeBytes { SessionID(bytes: $0) })
+        bytes[1] = 8  // same index key (bytes 4-7), other first 64 bits: kept aside
+        let spilled = try #require(bytes.withUnsafeBytes { SessionID(bytes: $0) })
+        bytes[13] = 10  // same first 64 bits as `spilled`, other id
+        let unindexable = try #require(bytes.withUnsafeBytes { SessionID(bytes: $0) })
+        let tokens = ["A", "B", "C"].map { SessionToken(rawValue: "usm_" + String(repeating: $0, count: 43)) }
+        let report = harness.store.restore([
+            Self.record(tokens[0], id: indexed, username: "ada", now: now),
+            Self.record(tokens[1], id: spilled, username: "bob", now: now),
+            Self.record(tokens[2], id: unindexable, username: "eve", now: now),
+        ])
+        #expect(report.restored == 2)
+        #expect(report.skipped == 1)
+        #expect(harness.store.validate(token: tokens[2].rawValue) == .unknown)
+        #expect(harness.store.session(id: indexed)?.username == "ada")
+        #expect(harness.store.session(id: spilled)?.username == "bob")
+        #expect(harness.store.session(id: unindexable) == nil)
+        #expect(harness.store.invariantViolations() == [])
+    }
+
     @Test("sessions whose ids and token hashes share their index keys are all restored and usable")
     func collidingSessionsAreRestored() throws {
         // One token shard and one shard: colliding keys meet in the same indexes.
