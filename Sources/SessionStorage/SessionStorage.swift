@@ -369,6 +369,10 @@ public final class SessionStorage: SessionJournal, Sendable {
                 if stopping {
                     failuresAtStop += 1
                     if failuresAtStop >= 3 { return }
+                    // `pause` no longer waits once stopping; a shutdown still gives a passing failure
+                    // (a disk momentarily full) two retry intervals to clear before it drops changes.
+                    _ = DispatchSemaphore(value: 0).wait(timeout: DispatchTime.now() + retry)
+                    continue
                 }
                 queue.pause(until: DispatchTime.now() + retry)
             }

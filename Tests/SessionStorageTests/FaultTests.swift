@@ -193,6 +193,27 @@ struct FaultTests {
         #expect(harness.storage.statistics().pendingChanges == 0)
     }
 
+    @Test("a shutdown waits out a passing commit failure instead of dropping what is pending")
+    func shutdownRetriesAPassingFailure() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let harness = try StoredHarness(directory: directory.dataDirectory)
+        harness.storage.limitFileForTesting(extraPages: 2)
+        let big = Array(#"{"x":"\#(String(repeating: "y", count: 12_000))"}"#.utf8)
+        var tokens: [String] = []
+        for index in 0..<20 { tokens.append(try harness.store.create(username: "late\(index)", data: big).token.rawValue) }
+        #expect(await harness.commit()?.code == .diskFull)
+        // The disk frees up 100 ms into the shutdown, well within one retry interval (500 ms).
+        let closed = Task.detached { harness.close() }
+        try await Task.sleep(for: .milliseconds(100))
+        harness.storage.limitFileForTesting(extraPages: nil)
+        await closed.value
+        let reopened = try StoredHarness(directory: directory.dataDirectory)
+        defer { reopened.close() }
+        #expect(reopened.replay.restored == 20, "sessions pending at shutdown were dropped")
+        for token in tokens { #expect(reopened.store.validate(token: token, refresh: false) != .unknown) }
+    }
+
     @Test("while commits fail, the slides of the same sessions do not pile up, and the last one is stored")
     func touchesCoalesceWhileFailing() async throws {
         let directory = TemporaryDirectory()
