@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import SessionCore
 import Testing
@@ -203,11 +204,19 @@ struct FaultTests {
         var tokens: [String] = []
         for index in 0..<20 { tokens.append(try harness.store.create(username: "late\(index)", data: big).token.rawValue) }
         #expect(await harness.commit()?.code == .diskFull)
-        // The disk frees up 100 ms into the shutdown, well within one retry interval (500 ms).
-        let closed = Task.detached { harness.close() }
-        try await Task.sleep(for: .milliseconds(100))
-        harness.storage.limitFileForTesting(extraPages: nil)
-        await closed.value
+        // The disk frees up 100 ms into the shutdown, well within one retry interval (500 ms). Both
+        // run on queues of their own (serial queues get threads even when the shared ones are busy):
+        // `close()` blocks, and on the few threads that run Swift tasks, which other tests block too,
+        // the lifting could come after the shutdown.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue(label: "fault-test.disk").asyncAfter(deadline: .now() + .milliseconds(100)) {
+                harness.storage.limitFileForTesting(extraPages: nil)
+            }
+            DispatchQueue(label: "fault-test.close").async {
+                harness.close()
+                done.resume()
+            }
+        }
         let reopened = try StoredHarness(directory: directory.dataDirectory)
         defer { reopened.close() }
         #expect(reopened.replay.restored == 20, "sessions pending at shutdown were dropped")
