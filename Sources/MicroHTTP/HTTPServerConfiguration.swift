@@ -34,17 +34,22 @@ public struct HTTPServerConfiguration: Sendable {
     /// The largest request body accepted. A larger body is answered with `413` and a JSON error
     /// (`body_too_large`), and the connection is closed.
     public var maxBodySize: Int
-    /// The approximate budget for the request line plus headers.
+    /// The budget for the request line plus headers.
     ///
-    /// It sizes libmicrohttpd's per-connection memory pool: `MHD_OPTION_CONNECTION_MEMORY_LIMIT` =
-    /// `2 * maxHeaderBytes + 16 KiB` (48 KiB for the default), which also holds libmicrohttpd's bookkeeping
-    /// (about 56 bytes per header line) and I/O buffers. A request whose line and headers do not fit is
-    /// answered by libmicrohttpd itself, without calling the handler, and the connection is closed:
-    /// `431 Request Header Fields Too Large`, or `414 URI Too Long` when the request line alone is too long
-    /// (short HTML bodies, not MicroHTTP's JSON shape). The cut-off is not byte-exact. Measured with the
-    /// default (16 KiB): one header of up to ~48 KiB, ~530 headers of 29 bytes (~15 KiB) or ~270 headers of
-    /// 120 bytes (~32 KiB) are accepted; in a ~120-byte band just above the limit, where not even the error
+    /// It sizes libmicrohttpd's per-connection memory pool (``connectionMemoryLimit``, `2 * maxHeaderBytes
+    /// + 2 KiB`: 18 KiB for sessiond's 8 KiB), which holds the received bytes, about 64 bytes of
+    /// bookkeeping per header line and the response's status line and headers. Accepted for sure: a
+    /// request line and headers of up to `maxHeaderBytes` in lines of 64 bytes or more on average, that
+    /// is in up to `maxHeaderBytes / 64` lines (128 for 8 KiB; real requests to this API have fewer than
+    /// 20). Fewer, longer lines fit well beyond the budget: one header of up to about
+    /// ``connectionMemoryLimit``. A request whose line and headers do not fit is answered by libmicrohttpd
+    /// itself, without calling the handler, and the connection is closed: `431 Request Header Fields Too
+    /// Large`, or `414 URI Too Long` when the request line alone is too long (short HTML bodies, not
+    /// MicroHTTP's JSON shape). In a band of about 100 bytes just above what fits, where not even the error
     /// answer fits, the connection is closed without a response.
+    ///
+    /// The pool is zeroed after every request (libmicrohttpd 0.9.75), so its size is a cost per request:
+    /// a 32 KiB pool took about 2.3 µs of a `GET /v1/session`'s 25 µs (Benchmarks/RESULTS.md).
     public var maxHeaderBytes: Int
     /// The maximum number of connections from one IP address; 0 means unlimited.
     public var perIPConnectionLimit: Int
@@ -112,6 +117,11 @@ public struct HTTPServerConfiguration: Sendable {
             throw invalid("perIPConnectionLimit must not be negative")
         }
     }
+
+    /// libmicrohttpd's per-connection memory pool (`MHD_OPTION_CONNECTION_MEMORY_LIMIT`), derived from
+    /// ``maxHeaderBytes``: room for the budget itself, its header bookkeeping (64 bytes per 64-byte line)
+    /// and 2 KiB for the response head and libmicrohttpd's own state.
+    var connectionMemoryLimit: Int { 2 * maxHeaderBytes + 2 * 1024 }
 
     /// ``connectionTimeout`` in whole seconds, rounded up (0 = no timeout).
     var connectionTimeoutSeconds: UInt32 {

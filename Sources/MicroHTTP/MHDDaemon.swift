@@ -93,7 +93,6 @@ final class MHDDaemon: @unchecked Sendable {
         let contextPointer = Unmanaged.passRetained(context).toOpaque()
         let logger = UnsafeMutablePointer<CMicroHTTPD_Logger>.allocate(capacity: 1)
         logger.initialize(to: CMicroHTTPD_Logger(sink: logSink, cls: contextPointer))
-        let memoryLimit = 2 * configuration.maxHeaderBytes + 16 * 1024
         let started: OpaquePointer? = withUnsafeMutablePointer(to: &address) { addressPointer in
             var options: [MHD_OptionItem] = [
                 // The logger goes first so that start-up messages reach it too.
@@ -110,7 +109,7 @@ final class MHDDaemon: @unchecked Sendable {
                     value: Int(configuration.connectionTimeoutSeconds),
                     ptr_value: nil
                 ),
-                MHD_OptionItem(option: .CONNECTION_MEMORY_LIMIT, value: memoryLimit, ptr_value: nil),
+                MHD_OptionItem(option: .CONNECTION_MEMORY_LIMIT, value: configuration.connectionMemoryLimit, ptr_value: nil),
             ]
             if configuration.perIPConnectionLimit > 0 {
                 options.append(

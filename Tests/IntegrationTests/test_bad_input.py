@@ -683,6 +683,26 @@ def test_header_flood(server, client, seeded):
             t.join()
 
 
+@pytest.mark.parametrize("line_length", [64, 200, 8000])
+def test_headers_within_the_default_budget_are_served(server, client, seeded, line_length):
+    """sessiond's --max-header-bytes default (8 KiB): a request head of exactly 8,192 bytes, in lines of
+    `line_length` bytes (or one header taking it all), is served, not refused with 431."""
+    budget = 8192
+    fixed = len(http_head("GET", "/v1/config", [("X-Last", "")], api_token=server.api_token))
+    headers, used, i = [], fixed, 0
+    while budget - used >= 2 * line_length:
+        name = f"X-H{i}"
+        headers.append((name, "v" * (line_length - len(name) - 4)))  # "name: value\r\n"
+        used += line_length
+        i += 1
+    headers.append(("X-Last", "z" * (budget - used)))
+    head = http_head("GET", "/v1/config", headers, api_token=server.api_token)
+    assert len(head) == budget
+    resp = raw_request(server, head)
+    assert resp is not None and resp.status == 200, resp
+    assert "idleTimeout" in raw_json(resp)
+
+
 MALFORMED_HTTP = [
     b"HELLO\r\n\r\n",
     b"GET\r\n\r\n",

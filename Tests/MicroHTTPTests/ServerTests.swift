@@ -267,6 +267,52 @@ struct ServerTests {
         }
     }
 
+    /// A request head of exactly `size` bytes (request line, headers, blank line) made of header lines of
+    /// `lineLength` bytes each (CRLF included); the last header takes what is left.
+    private func requestHead(size: Int, lineLength: Int) -> String {
+        var head = "GET /echo HTTP/1.1\r\nHost: x\r\n"
+        var index = 0
+        while true {
+            let left = size - head.utf8.count - 2  // the blank line
+            let line = "X-H\(String(index, radix: 10)): "
+            if left < 2 * lineLength {
+                head += "X-Last: " + String(repeating: "z", count: left - 10) + "\r\n"
+                break
+            }
+            head += line + String(repeating: "v", count: lineLength - line.utf8.count - 2) + "\r\n"
+            index += 1
+        }
+        return head + "\r\n"
+    }
+
+    @Test(arguments: [64, 100, 1000, 4000])
+    func headersUpToTheBudgetAreAccepted(lineLength: Int) throws {
+        let budget = 4096
+        try withServer(HTTPServerConfiguration(port: 0, threadCount: 2, maxHeaderBytes: budget)) { server, _ in
+            let client = try TestHTTPClient(port: server.port)
+            let head = requestHead(size: budget, lineLength: lineLength)
+            #expect(head.utf8.count == budget)
+            try client.send(head)
+            #expect(try client.readResponse().status == 200)
+            // The connection stays usable (keep-alive).
+            #expect(try client.request("GET", "/echo").status == 200)
+        }
+    }
+
+    @Test func headersFarAboveTheBudgetAreRefusedWith431() throws {
+        let budget = 4096
+        try withServer(HTTPServerConfiguration(port: 0, threadCount: 2, maxHeaderBytes: budget)) { server, _ in
+            // Twice the memory pool: whatever the line lengths, this cannot fit.
+            for lineLength in [64, 1000, 30000] {
+                let client = try TestHTTPClient(port: server.port)
+                try? client.send(requestHead(size: 4 * budget + 4096, lineLength: lineLength))
+                #expect(try client.readResponse().status == 431, "lines of \(lineLength) bytes")
+                #expect(client.waitForClose(timeout: 2))
+            }
+            #expect(try TestHTTPClient(port: server.port).request("GET", "/echo").status == 200)
+        }
+    }
+
     @Test func handlerMistakesAreContained() throws {
         let log = Mutex<[String]>([])
         var configuration = HTTPServerConfiguration(port: 0, threadCount: 1)
