@@ -14,11 +14,20 @@ import Synchronization
 /// and one thread blocked in `epoll_wait` reports the hang-up. The registration is removed before the
 /// connection is resumed, so the socket is never closed while registered.
 ///
+/// A client that only shuts down its sending side (a TCP half-close) looks the same here as one that
+/// closed the connection: both send a FIN, and `EPOLLRDHUP` reports it. Such a stream is ended as if the
+/// client had hung up. Event-stream clients
+/// (EventSource, curl, HTTP libraries) keep both directions open while they read.
+///
+/// If the monitor cannot watch a socket, or its thread has to stop, it says so through `log`: the
+/// streams concerned are then noticed gone only at their next write (the keep-alive comment at the latest).
+///
 /// Linux only (epoll and eventfd).
 final class HangupMonitor: Sendable {
     private let epollFD: Int32
     private let wakeFD: Int32
     private let onHangup: @Sendable (UInt64) -> Void
+    private let log: @Sendable (String) -> Void
     private let thread = Mutex<pthread_t?>(nil)
 
     /// Token reserved for the wake-up eventfd.
@@ -26,9 +35,12 @@ final class HangupMonitor: Sendable {
 
     /// Starts the monitor thread.
     ///
-    /// - Parameter onHangup: Called on the monitor thread with the token of a socket whose peer hung up.
-    init(onHangup: @escaping @Sendable (UInt64) -> Void) throws {
+    /// - Parameters:
+    ///   - log: Receives a line when a socket cannot be watched or the monitor thread stops on an error.
+    ///   - onHangup: Called on the monitor thread with the token of a socket whose peer hung up.
+    init(log: @escaping @Sendable (String) -> Void, onHangup: @escaping @Sendable (UInt64) -> Void) throws {
         self.onHangup = onHangup
+        self.log = log
         let epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else {
             throw MicroHTTPError(code: .systemResourceFailed, message: "epoll_create1 failed", cause: errno)
@@ -77,8 +89,12 @@ final class HangupMonitor: Sendable {
         var event = epoll_event()
         event.events = EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue
         event.data.u64 = token
-        if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 && errno == EEXIST {
-            _ = epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
+        var result = epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+        if result != 0 && errno == EEXIST {
+            result = epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
+        }
+        if result != 0 {
+            log("MicroHTTP: cannot watch an idle stream for hang-ups (epoll_ctl: errno \(errno)); it is noticed gone at its next write")
         }
     }
 
@@ -108,7 +124,9 @@ final class HangupMonitor: Sendable {
                 epoll_wait(epollFD, buffer.baseAddress, Int32(capacity), -1)
             }
             if count < 0 {
-                if errno == EINTR { continue }
+                let code = errno
+                if code == EINTR { continue }
+                log("MicroHTTP: the hang-up monitor stopped (epoll_wait: errno \(code)); idle streams are now noticed gone only at their next write")
                 return
             }
             for index in 0..<Int(count) {

@@ -67,7 +67,8 @@ final class MHDDaemon: @unchecked Sendable {
         Self.suppressSIGPIPEIfNeeded()
 
         let registry = StreamRegistry()
-        let monitor = try HangupMonitor { token in registry.hungUp(token) }
+        let errorLog = configuration.errorLog
+        let monitor = try HangupMonitor(log: { errorLog?($0) }) { token in registry.hungUp(token) }
         let context = Context(
             configuration: configuration,
             handler: handler,

@@ -128,6 +128,33 @@ extension ServerTests {
         }
     }
 
+    @Test func idleStreamClientHalfCloseIsTreatedAsAHangup() throws {
+        // Documented in HangupMonitor: a FIN is a FIN, whether the client closed or only shut down writing.
+        try withServer { server, hub in
+            let client = try openStream(port: server.port)
+            #expect(waitUntil(timeout: 2) { hub.count == 1 })
+            let writer = try #require(hub.all.first)
+            usleep(100_000)  // idle (suspended)
+            #expect(!writer.isClosed)
+            #expect(shutdown(client.fd, Int32(SHUT_WR)) == 0)
+            #expect(waitUntil(timeout: 2) { writer.isClosed })
+            #expect(client.waitForClose(timeout: 2))
+        }
+    }
+
+    @Test func aSocketThatCannotBeWatchedIsLogged() throws {
+        let lines = Mutex<[String]>([])
+        let monitor = try HangupMonitor(log: { line in lines.withLock { $0.append(line) } }) { _ in }
+        defer { monitor.stop() }
+        // epoll refuses regular files (EPERM).
+        let file = try #require(tmpfile())
+        defer { fclose(file) }
+        monitor.watch(fd: fileno(file), token: 7)
+        let logged = lines.withLock { $0 }
+        #expect(logged.count == 1)
+        #expect(logged.first?.contains("cannot watch an idle stream") == true)
+    }
+
     @Test func abortClosesTheConnectionWithoutSendingWhatIsPending() throws {
         try withServer { server, hub in
             let client = try openStream(port: server.port)
