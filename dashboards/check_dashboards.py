@@ -81,6 +81,7 @@ CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "sessiond_storage_commit_batch_size": ("histogram", {}),
     "sessiond_storage_commit_duration_seconds": ("histogram", {}),
     "sessiond_storage_pending_changes": ("gauge", {}),
+    "sessiond_storage_uncommitted_age_seconds": ("gauge", {}),
     "sessiond_storage_writable": ("gauge", {}),
     "sessiond_storage_file_bytes": ("gauge", {}),
     "sessiond_storage_replay_duration_seconds": ("gauge", {}),

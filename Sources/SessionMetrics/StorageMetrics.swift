@@ -19,6 +19,7 @@ public final class StorageMetrics: Sendable {
     private let batchSize: ValueHistogram
     private let commitDuration: ValueHistogram
     private let pending: Gauge
+    private let uncommittedAge: Gauge
     private let writable: Gauge
     private let fileBytes: Gauge
     private let replayDuration: Gauge
@@ -68,6 +69,10 @@ public final class StorageMetrics: Sendable {
             buckets: Self.commitDurationBuckets
         )
         pending = registry.catalogueGauge("sessiond_storage_pending_changes", "Changes recorded but not yet committed.")
+        uncommittedAge = registry.catalogueGauge(
+            "sessiond_storage_uncommitted_age_seconds",
+            "Age of the oldest change recorded but not yet committed, 0 when all are committed; grows while commits fail or hang."
+        )
         writable = registry.catalogueGauge("sessiond_storage_writable", "1 when storage accepts writes, 0 while commits fail (disk full, I/O error).")
         fileBytes = registry.catalogueGauge("sessiond_storage_file_bytes", "Size of the database file and its write-ahead log.")
         replayDuration = registry.catalogueGauge("sessiond_storage_replay_duration_seconds", "Time the startup replay of storage took.")
@@ -109,6 +114,7 @@ public final class StorageMetrics: Sendable {
                 last.errors[code] = count
             }
             pending.set(to: Double(statistics.pendingChanges))
+            uncommittedAge.set(to: statistics.uncommittedAge?.seconds ?? 0)
             writable.set(to: statistics.isWritable ? 1 : 0)
             fileBytes.set(to: Double(statistics.fileBytes))
             if let replay = statistics.replay {

@@ -25,6 +25,13 @@ final class CommitQueue: Sendable {
         var closed = false
         /// Set while the last commit failed.
         var failure: StorageError?
+        /// When the oldest change in `pending` was recorded (`nil` while `pending` is empty). Read
+        /// once per batch: when a change arrives in an empty queue.
+        var pendingSince: ContinuousClock.Instant?
+        /// The same for the batch the writer took and has not reported yet.
+        var batchSince: ContinuousClock.Instant?
+        /// Changes in that batch.
+        var batchCount = 0
     }
 
     /// What the writer thread is doing, which decides who wakes it.
@@ -50,6 +57,9 @@ final class CommitQueue: Sendable {
     /// commits every interval.
     func record(_ change: SessionChange) {
         let wake = state.withLock { state -> Bool in
+            // After close() nothing commits any more: keeping changes would only grow memory.
+            if state.closed { return false }
+            if state.pendingSince == nil { state.pendingSince = .now }
             state.pending.append(change)
             state.recorded += 1
             let threshold: Int
@@ -84,7 +94,16 @@ final class CommitQueue: Sendable {
     /// The error of the last failed commit, while no commit has succeeded since.
     var failure: StorageError? { state.withLock { $0.failure } }
 
-    var pendingCount: Int { state.withLock { $0.pending.count } }
+    /// Changes recorded and not yet committed: those queued and those of the batch being committed.
+    var pendingCount: Int { state.withLock { $0.pending.count + $0.batchCount } }
+
+    /// How long the oldest change not yet committed has waited, or `nil` when every change is
+    /// committed. It grows while a commit fails *or hangs* (a stalled disk), which the failure
+    /// state alone does not show.
+    var oldestUncommittedAge: Duration? {
+        guard let since = state.withLock({ $0.batchSince ?? $0.pendingSince }) else { return nil }
+        return .now - since
+    }
 
     /// Writer: sleeps until `deadline`, or less when a request waits for a commit, the queue is
     /// long, or ``stop()`` was called.
@@ -126,6 +145,9 @@ final class CommitQueue: Sendable {
         batch.removeAll(keepingCapacity: true)
         return state.withLock { state in
             swap(&batch, &state.pending)
+            state.batchSince = batch.isEmpty ? nil : state.pendingSince
+            state.batchCount = batch.count
+            state.pendingSince = nil
             return (state.recorded, state.stopping)
         }
     }
@@ -135,6 +157,8 @@ final class CommitQueue: Sendable {
         let ready = state.withLock { state -> [Completion] in
             state.committed = max(state.committed, last)
             state.failure = nil
+            state.batchSince = nil
+            state.batchCount = 0
             return Self.takeWaiters(through: state.committed, from: &state.waiters)
         }
         for completion in ready { completion(nil) }
@@ -152,6 +176,11 @@ final class CommitQueue: Sendable {
         // Outside the lock: request threads record changes under it.
         let batch = Self.coalesced(batch)
         let failedWaiters = state.withLock { state -> [Completion] in
+            if !batch.isEmpty {
+                state.pendingSince = state.batchSince ?? state.pendingSince
+            }
+            state.batchSince = nil
+            state.batchCount = 0
             state.pending = batch + state.pending
             state.failure = error
             return Self.takeWaiters(through: last, from: &state.waiters)
@@ -224,6 +253,9 @@ final class CommitQueue: Sendable {
             state.waiters = []
             let lost = state.pending.count
             state.pending = []
+            state.pendingSince = nil
+            state.batchSince = nil
+            state.batchCount = 0
             return (waiters, lost)
         }
         for completion in waiters { completion(error) }

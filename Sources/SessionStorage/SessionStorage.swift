@@ -242,6 +242,7 @@ public final class SessionStorage: SessionJournal, Sendable {
     public func statistics() -> StorageStatistics {
         var statistics = counters.withLock { $0 }
         statistics.pendingChanges = queue.pendingCount
+        statistics.uncommittedAge = queue.oldestUncommittedAge
         statistics.isWritable = isWritable
         statistics.fileBytes = directory.fileSize(Self.fileName) + directory.fileSize(Self.fileName + "-wal")
         return statistics

@@ -13,6 +13,10 @@ public struct StorageStatistics: Sendable, Hashable {
     public var errors: [StorageError.Code: Int] = [:]
     /// Changes recorded but not yet committed.
     public var pendingChanges = 0
+    /// How long the oldest change not yet committed has waited (`nil` when all are committed). It
+    /// grows while commits fail, and also while one hangs (a stalled disk), when ``isWritable`` stays
+    /// `true`.
+    public var uncommittedAge: Duration?
     /// `false` while the last commit failed (writes are refused until one succeeds).
     public var isWritable = true
     /// Size of the database file plus its write-ahead log, in bytes.

@@ -1093,6 +1093,8 @@ def test_disk_full_refuses_writes_keeps_reads_and_recovers(make_server, tmp_path
             samples = scrape(srv)
             assert metric(samples, "sessiond_storage_writable") == 0
             assert (metric(samples, "sessiond_storage_errors_total", error="disk_full") or 0) >= 1
+            # The refused change waits for its retry: the age of what is uncommitted shows the outage.
+            assert metric(samples, "sessiond_storage_uncommitted_age_seconds") > 0
 
             # space comes back: writes work again within ~10 s
             ballast.unlink()
@@ -1106,6 +1108,7 @@ def test_disk_full_refuses_writes_keeps_reads_and_recovers(make_server, tmp_path
                 assert time.monotonic() < deadline, "writes did not work again within 10 s of freeing space"
                 time.sleep(0.25)
             wait_metric(srv, "sessiond_storage_writable", 1)
+            wait_metric(srv, "sessiond_storage_uncommitted_age_seconds", 0)
             validate_response(c.put("/v1/session/data", session_token=first_token,
                                     json_body={"data": {"rewritten": True}}), 200)
             acked[first_token] = {"rewritten": True}
@@ -1231,6 +1234,7 @@ def test_storage_metrics_follow_writes(make_server):
         ("sessiond_storage_writes_total", {"kind": "remove"}), ("sessiond_storage_commits_total", {}),
         ("sessiond_storage_commit_batch_size_count", {}), ("sessiond_storage_commit_duration_seconds_count", {}),
         ("sessiond_storage_pending_changes", {}), ("sessiond_storage_writable", {}),
+        ("sessiond_storage_uncommitted_age_seconds", {}),
         ("sessiond_storage_file_bytes", {}), ("sessiond_storage_replay_duration_seconds", {}),
         ("sessiond_storage_replayed_sessions", {"outcome": "restored"}),
         ("sessiond_storage_replayed_sessions", {"outcome": "expired"}),
@@ -1259,7 +1263,8 @@ def test_storage_metrics_follow_writes(make_server):
                srv, "a slide of more than 1 s is counted as a touch")
     validate_response(c.delete("/v1/session", session_token=s["token"]), 204)
     wait_until(lambda x: value(x, "sessiond_storage_writes_total", kind="remove") >= value(after_create, "sessiond_storage_writes_total", kind="remove") + 1
-               and value(x, "sessiond_storage_pending_changes") == 0,
+               and value(x, "sessiond_storage_pending_changes") == 0
+               and value(x, "sessiond_storage_uncommitted_age_seconds") == 0,
                srv, "a logout is counted as a remove, nothing stays pending")
 
 

@@ -57,6 +57,7 @@ STORAGE_CATALOGUE = {
     "sessiond_storage_commit_batch_size": ("histogram", set()),
     "sessiond_storage_commit_duration_seconds": ("histogram", set()),
     "sessiond_storage_pending_changes": ("gauge", set()),
+    "sessiond_storage_uncommitted_age_seconds": ("gauge", set()),
     "sessiond_storage_writable": ("gauge", set()),
     "sessiond_storage_file_bytes": ("gauge", set()),
     "sessiond_storage_replay_duration_seconds": ("gauge", set()),

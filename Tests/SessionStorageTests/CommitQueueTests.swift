@@ -139,4 +139,49 @@ struct CommitQueueTests {
         // At most two per session: an upsert or a removal, and a touch after it.
         #expect(coalesced.count <= 2 * 12, "\(coalesced.count) changes left")
     }
+
+    @Test("the age of the oldest uncommitted change covers a batch being committed, a hang included")
+    func uncommittedAgeCoversTheBatchInFlight() {
+        let queue = CommitQueue()
+        #expect(queue.oldestUncommittedAge == nil && queue.pendingCount == 0)
+        queue.record(Self.change(1))
+        #expect(queue.oldestUncommittedAge != nil)
+        var batch: [SessionChange] = []
+        let (first, _) = queue.takeBatch(into: &batch)
+        // The writer holds the batch and does not report (a commit hanging on a stalled disk).
+        usleep(60_000)
+        queue.record(Self.change(2))
+        #expect(queue.pendingCount == 2, "the batch in flight counts as pending")
+        #expect(queue.oldestUncommittedAge.map { $0 >= .milliseconds(60) } == true)
+        queue.committed(through: first)
+        // Only change 2 is left; it is younger than the batch was.
+        #expect(queue.pendingCount == 1)
+        #expect(queue.oldestUncommittedAge.map { $0 < .milliseconds(60) } == true)
+        let (second, _) = queue.takeBatch(into: &batch)
+        queue.committed(through: second)
+        #expect(queue.oldestUncommittedAge == nil && queue.pendingCount == 0)
+    }
+
+    @Test("a failed batch keeps its age when it goes back to the queue")
+    func failedBatchKeepsItsAge() {
+        let queue = CommitQueue()
+        queue.record(Self.change(1))
+        var batch: [SessionChange] = []
+        let (last, _) = queue.takeBatch(into: &batch)
+        usleep(60_000)
+        queue.record(Self.change(2))
+        queue.failed(batch, through: last, error: StorageError(code: .diskFull, message: "full"))
+        #expect(queue.pendingCount == 2)
+        #expect(queue.oldestUncommittedAge.map { $0 >= .milliseconds(60) } == true)
+    }
+
+    @Test("after close, changes are no longer kept")
+    func closedQueueKeepsNothing() {
+        let queue = CommitQueue()
+        queue.record(Self.change(1))
+        #expect(queue.close(error: StorageError(code: .closed, message: "closed")) == 1)
+        for number in 2..<100 { queue.record(Self.change(UInt8(number))) }
+        #expect(queue.pendingCount == 0)
+        #expect(queue.oldestUncommittedAge == nil)
+    }
 }
