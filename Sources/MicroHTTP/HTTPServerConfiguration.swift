@@ -41,15 +41,18 @@ public struct HTTPServerConfiguration: Sendable {
     /// bookkeeping per header line and the response's status line and headers. Accepted for sure: a
     /// request line and headers of up to `maxHeaderBytes` in lines of 64 bytes or more on average, that
     /// is in up to `maxHeaderBytes / 64` lines (128 for 8 KiB; real requests to this API have fewer than
-    /// 20). Fewer, longer lines fit well beyond the budget: one header of up to about
+    /// 20), without a `Cookie` header and with few query arguments: libmicrohttpd 0.9.75 also keeps a
+    /// copy of the `Cookie` header, and about 64 bytes per cookie and per query argument, in the pool.
+    /// Fewer, longer lines fit well beyond the budget: one header of up to about
     /// ``connectionMemoryLimit``. A request whose line and headers do not fit is answered by libmicrohttpd
     /// itself, without calling the handler, and the connection is closed: `431 Request Header Fields Too
     /// Large`, or `414 URI Too Long` when the request line alone is too long (short HTML bodies, not
-    /// MicroHTTP's JSON shape). In a band of about 100 bytes just above what fits, where not even the error
-    /// answer fits, the connection is closed without a response.
+    /// MicroHTTP's JSON shape). When the pool runs out where not even that answer fits (just above what
+    /// fits, or with many short lines), the connection is closed without a response.
     ///
     /// The pool is zeroed after every request (libmicrohttpd 0.9.75), so its size is a cost per request:
-    /// a 32 KiB pool took about 2.3 µs of a `GET /v1/session`'s 25 µs (Benchmarks/RESULTS.md).
+    /// under `GET /v1/session` that `memset` was 8.0 % of sessiond's CPU samples with a 32 KiB pool and
+    /// 6.3 % with 18 KiB (Benchmarks/RESULTS.md, "HTTP API under load").
     public var maxHeaderBytes: Int
     /// The maximum number of connections from one IP address; 0 means unlimited.
     public var perIPConnectionLimit: Int

@@ -19,8 +19,9 @@ import Synchronization
 /// client had hung up. Event-stream clients
 /// (EventSource, curl, HTTP libraries) keep both directions open while they read.
 ///
-/// If the monitor cannot watch a socket, or its thread has to stop, it says so through `log`: the
-/// streams concerned are then noticed gone only at their next write (the keep-alive comment at the latest).
+/// If the monitor cannot watch a socket (logged once), or its thread has to stop, it says so through
+/// `log`: the streams concerned are then noticed gone only at their next write (the keep-alive comment
+/// at the latest).
 ///
 /// Linux only (epoll and eventfd).
 final class HangupMonitor: Sendable {
@@ -28,6 +29,9 @@ final class HangupMonitor: Sendable {
     private let wakeFD: Int32
     private let onHangup: @Sendable (UInt64) -> Void
     private let log: @Sendable (String) -> Void
+    /// A failing `watch` is logged once: when it fails for a lasting reason (the epoll watch limit,
+    /// memory), it fails at every park of every stream.
+    private let watchFailureLogged = Atomic<Bool>(false)
     private let thread = Mutex<pthread_t?>(nil)
 
     /// Token reserved for the wake-up eventfd.
@@ -94,7 +98,10 @@ final class HangupMonitor: Sendable {
             result = epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
         }
         if result != 0 {
-            log("MicroHTTP: cannot watch an idle stream for hang-ups (epoll_ctl: errno \(errno)); it is noticed gone at its next write")
+            let code = errno
+            if !watchFailureLogged.exchange(true, ordering: .relaxed) {
+                log("MicroHTTP: cannot watch an idle stream for hang-ups (epoll_ctl: errno \(code)); such streams are noticed gone at their next write (further failures are not logged)")
+            }
         }
     }
 

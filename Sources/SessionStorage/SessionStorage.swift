@@ -193,6 +193,7 @@ public final class SessionStorage: SessionJournal, Sendable {
         } catch {
             logger.warning("could not mark the storage as in use", metadata: ["error": "\(error)"])
         }
+        measureFileBytes()
         DispatchQueue(label: "sessiond.storage.writer").async { [self] in
             runWriter()
             writerStopped.signal()
@@ -238,13 +239,13 @@ public final class SessionStorage: SessionJournal, Sendable {
         commitObserver.withLock { $0 = CommitObserver(call: observer) }
     }
 
-    /// Exact counts for metrics.
+    /// Exact counts for metrics. Touches no file: a scrape must not hang on a hung disk
+    /// (``StorageStatistics/fileBytes`` is measured by the writer thread).
     public func statistics() -> StorageStatistics {
         var statistics = counters.withLock { $0 }
         statistics.pendingChanges = queue.pendingCount
         statistics.uncommittedAge = queue.oldestUncommittedAge
         statistics.isWritable = isWritable
-        statistics.fileBytes = directory.fileSize(Self.fileName) + directory.fileSize(Self.fileName + "-wal")
         return statistics
     }
 
@@ -297,6 +298,12 @@ public final class SessionStorage: SessionJournal, Sendable {
         logger.info("storage closed", metadata: ["file": "\(path)"])
     }
 
+    /// Records the size of the database file and its log for ``statistics()``.
+    private func measureFileBytes() {
+        let bytes = directory.fileSize(Self.fileName) + directory.fileSize(Self.fileName + "-wal")
+        counters.withLock { $0.fileBytes = bytes }
+    }
+
     private func runWriter() {
         let interval = DispatchTimeInterval.milliseconds(Int(configuration.commitInterval.milliseconds))
         let retry = DispatchTimeInterval.milliseconds(Int(configuration.retryInterval.milliseconds))
@@ -308,8 +315,15 @@ public final class SessionStorage: SessionJournal, Sendable {
         var batch: [SessionChange] = []
         let gatherWindow = DispatchTimeInterval.microseconds(Int(configuration.commitGatherWindow.microseconds))
         let gathers = configuration.durability.acknowledgesAfterCommit && configuration.commitGatherWindow > .zero
+        var lastMeasure = ContinuousClock.now
         while true {
             queue.waitForWork(until: lastCommit + interval)
+            // Here rather than at scrape time: on a hung file system the writer waits, not a scrape.
+            // The writer wakes at least every commit interval, so the size is at most ~1 s old.
+            if ContinuousClock.now - lastMeasure >= .seconds(1) {
+                lastMeasure = ContinuousClock.now
+                measureFileBytes()
+            }
             if gathers, previousBatchSize > 1, failingSince == nil {
                 // Several clients are writing: let the batch grow a little, so that one transaction
                 // (and one wake-up of the waiting connections) serves more of them.

@@ -19,7 +19,8 @@ public struct StorageStatistics: Sendable, Hashable {
     public var uncommittedAge: Duration?
     /// `false` while the last commit failed (writes are refused until one succeeds).
     public var isWritable = true
-    /// Size of the database file plus its write-ahead log, in bytes.
+    /// Size of the database file plus its write-ahead log, in bytes, measured by the writer thread
+    /// when it starts and then at most once a second (0 before ``SessionStorage/start()``).
     public var fileBytes: Int64 = 0
     /// The replay at startup, once done.
     public var replay: ReplayReport?

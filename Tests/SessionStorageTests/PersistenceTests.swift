@@ -144,6 +144,30 @@ struct PersistenceTests {
         #expect(third.replay.restored == 0)
     }
 
+    @Test("the file size in the statistics follows the file")
+    func fileBytesFollowTheFile() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let harness = try StoredHarness(directory: directory.dataDirectory)
+        defer { harness.close() }
+        let path = directory.dataDirectory + "/" + SessionStorage.fileName
+        let atStart = harness.storage.statistics().fileBytes
+        #expect(atStart > 0)
+        let data = Array(("{\"blob\":\"" + String(repeating: "x", count: 8000) + "\"}").utf8)
+        for index in 0..<200 { _ = try harness.store.create(username: "user\(index)", data: data) }
+        #expect(await harness.commit() == nil)
+        let grown = TemporaryDirectory.fileSize(path) + TemporaryDirectory.fileSize(path + "-wal")
+        #expect(grown > atStart + 1_000_000)
+        // The writer measures at most once a second.
+        var measured = harness.storage.statistics().fileBytes
+        let deadline = ContinuousClock.now + .seconds(5)
+        while measured < atStart + 1_000_000, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            measured = harness.storage.statistics().fileBytes
+        }
+        #expect(measured > atStart + 1_000_000)
+    }
+
     @Test("afterCommit waits for the commit; interval mode commits within its interval")
     func commitWaiting() async throws {
         let directory = TemporaryDirectory()
