@@ -6,16 +6,23 @@
 public struct HTTPRequest {
     /// The method as sent by the client (`"GET"`, `"HEAD"`, `"POST"`, ...).
     public let method: String
-    /// The URL path, percent-decoded by libmicrohttpd, without the query string.
+    /// The URL path, percent-decoded, without the query string.
+    ///
+    /// When the decoded path is not valid UTF-8, or held `%00`, ``pathIsValidUTF8`` is `false` and this
+    /// is a repaired copy (U+FFFD for each bad sequence) that must not be used to name anything: two
+    /// different paths can repair to the same text.
     public let path: String
+    /// Whether the decoded path is valid UTF-8 without a NUL (`%00`).
+    public let pathIsValidUTF8: Bool
     /// The request body (empty when there is none).
     public let body: [UInt8]
 
     let connection: MHDDaemon.RequestContext
 
-    init(method: String, path: String, body: [UInt8], connection: MHDDaemon.RequestContext) {
+    init(method: String, path: String, pathIsValidUTF8: Bool, body: [UInt8], connection: MHDDaemon.RequestContext) {
         self.method = method
         self.path = path
+        self.pathIsValidUTF8 = pathIsValidUTF8
         self.body = body
         self.connection = connection
     }

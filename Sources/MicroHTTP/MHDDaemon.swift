@@ -104,6 +104,11 @@ final class MHDDaemon: @unchecked Sendable {
                     ptr_value: contextPointer
                 ),
                 MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(addressPointer)),
+                MHD_OptionItem(
+                    option: .UNESCAPE_CALLBACK,
+                    value: unsafeBitCast(percentDecode as UnescapeCallback, to: Int.self),
+                    ptr_value: nil
+                ),
                 MHD_OptionItem(option: .CONNECTION_LIMIT, value: configuration.connectionLimit, ptr_value: nil),
                 MHD_OptionItem(
                     option: .CONNECTION_TIMEOUT,
@@ -576,6 +581,48 @@ private func logSink(_ cls: UnsafeMutableRawPointer?, _ message: UnsafePointer<C
     context.log("libmicrohttpd: " + text)
 }
 
+/// `MHD_OPTION_UNESCAPE_CALLBACK`: percent-decodes the URL path and each query argument in place, as
+/// libmicrohttpd's own decoder does (`%XY` with two hex digits becomes that byte; anything else is kept),
+/// except that `%00` becomes `0xFF`.
+///
+/// The handler receives the path as a C string, so a decoded NUL would cut it short:
+/// `DELETE /v1/sessions%00/x?confirm=true` reached the handler as `DELETE /v1/sessions`. `0xFF` is
+/// never valid UTF-8, so such a path is reported invalid (``HTTPRequest/pathIsValidUTF8``) instead.
+/// Returns the new length, and ends the string with a NUL.
+///
+/// `microhttpd.h` names no type for it: `size_t (*)(void *cls, struct MHD_Connection *c, char *s)`.
+private typealias UnescapeCallback = @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?) -> Int
+
+private func percentDecode(_ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ text: UnsafeMutablePointer<CChar>?) -> Int {
+    guard let text else { return 0 }
+    let bytes = UnsafeMutableRawPointer(text).assumingMemoryBound(to: UInt8.self)
+    func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+    var read = 0
+    var write = 0
+    while bytes[read] != 0 {
+        if bytes[read] == UInt8(ascii: "%"), bytes[read + 1] != 0, bytes[read + 2] != 0,
+            let high = hexValue(bytes[read + 1]), let low = hexValue(bytes[read + 2])
+        {
+            let decoded = high << 4 | low
+            bytes[write] = decoded == 0 ? 0xFF : decoded
+            read += 3
+        } else {
+            bytes[write] = bytes[read]
+            read += 1
+        }
+        write += 1
+    }
+    bytes[write] = 0
+    return write
+}
+
 /// `MHD_OPTION_NOTIFY_COMPLETED`: releases the request context.
 private func requestCompleted(
     _ cls: UnsafeMutableRawPointer?,
@@ -676,9 +723,11 @@ private func accessHandler(
     }
 
     let methodName = method.map { String(cString: $0) } ?? "GET"
+    let validPath = url.flatMap { String(validatingCString: $0) }
     let httpRequest = HTTPRequest(
         method: methodName,
-        path: url.map { String(cString: $0) } ?? "/",
+        path: validPath ?? url.map { String(cString: $0) } ?? "/",
+        pathIsValidUTF8: validPath != nil || url == nil,
         body: request.body,
         connection: request
     )

@@ -23,7 +23,7 @@ extension SessionStore {
         if let username {
             let offset = try cursor.map { (text) throws(SessionError) -> Int in try Self.decodeOffsetCursor(text) } ?? 0
             return shards[Self.shardIndex(of: username, mask: mask)].state.withLock { state in
-                guard let user = state.userIndex[username] else { return Page(items: [], nextCursor: nil) }
+                guard let user = state.userIndex[UsernameKey(username)] else { return Page(items: [], nextCursor: nil) }
                 var items: [Session] = []
                 var slot = state.users[Int(user)].head
                 var position = 0

@@ -391,7 +391,7 @@ public final class SessionStore: Sendable {
         let now = clock.nowMilliseconds()
         let removed = shards[Self.shardIndex(of: username, mask: mask)].state.withLock {
             (state: inout ShardState) -> [RemovedSession] in
-            guard let user = state.userIndex[username] else { return [] }
+            guard let user = state.userIndex[UsernameKey(username)] else { return [] }
             var removed: [RemovedSession] = []
             while state.users[Int(user)].isLive, state.users[Int(user)].head >= 0 {
                 removed.append(state.remove(state.users[Int(user)].head, reason: .revoked, at: now, now: now))

@@ -28,7 +28,7 @@ struct ShardState: ~Copyable {
     var idIndex = CompactIndex()
     var users: [UserRecord] = []
     var freeUsers: [Int32] = []
-    var userIndex: [String: Int32] = [:]
+    var userIndex: [UsernameKey: Int32] = [:]
     var lingering = Deque<(user: Int32, until: Int64)>()
     var bucketHeads: [UInt32: Int32] = [:]
     var dueBuckets = Heap<UInt32>()
@@ -51,7 +51,7 @@ struct ShardState: ~Copyable {
     // MARK: Users
 
     mutating func userSlot(named name: String) -> Int32 {
-        if let slot = userIndex[name] { return slot }
+        if let slot = userIndex[UsernameKey(name)] { return slot }
         let slot: Int32
         if let free = freeUsers.popLast() {
             users[Int(free)] = UserRecord(name: name)
@@ -60,7 +60,7 @@ struct ShardState: ~Copyable {
             users.append(UserRecord(name: name))
             slot = Int32(users.count - 1)
         }
-        userIndex[name] = slot
+        userIndex[UsernameKey(name)] = slot
         return slot
     }
 
@@ -85,7 +85,7 @@ struct ShardState: ~Copyable {
     }
 
     private mutating func deleteUser(_ user: Int32) {
-        userIndex.removeValue(forKey: users[Int(user)].name)
+        userIndex.removeValue(forKey: UsernameKey(users[Int(user)].name))
         users[Int(user)] = UserRecord(name: "")
         users[Int(user)].isLive = false
         freeUsers.append(user)
@@ -354,7 +354,7 @@ struct ShardState: ~Copyable {
             if entry.wheelBucket == 0 { problems.append("slot \(slot): not scheduled") }
             if entry.wheelBucket > bucket(for: entry.deadline.at) { problems.append("slot \(slot): scheduled late") }
             if !users[Int(entry.userSlot)].isLive { problems.append("slot \(slot): dead user") }
-            if entry.username != users[Int(entry.userSlot)].name { problems.append("slot \(slot): username") }
+            if !entry.username.utf8.elementsEqual(users[Int(entry.userSlot)].name.utf8) { problems.append("slot \(slot): username") }
         }
         if liveCount != liveSessions { problems.append("liveSessions \(liveSessions) != recount \(liveCount)") }
         if idIndex.count != liveCount { problems.append("id index size \(idIndex.count) != \(liveCount)") }
@@ -376,7 +376,7 @@ struct ShardState: ~Copyable {
         if wheelCount != liveCount { problems.append("wheel holds \(wheelCount), table \(liveCount)") }
         var liveUserCount = 0
         for (index, user) in users.enumerated() where user.isLive {
-            if userIndex[user.name] != Int32(index) { problems.append("user \(index): index") }
+            if userIndex[UsernameKey(user.name)] != Int32(index) { problems.append("user \(index): index") }
             if user.sessionCount > 0 { liveUserCount += 1 }
             if Int(user.sessionCount) != perUser[Int32(index), default: 0] {
                 problems.append("user \(index): count \(user.sessionCount) != \(perUser[Int32(index), default: 0])")

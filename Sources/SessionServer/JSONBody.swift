@@ -25,7 +25,7 @@ struct JSONBody {
     /// Parses `bytes`, which must be a JSON object nested at most `maximumDepth` levels.
     init(_ bytes: [UInt8], maximumDepth: Int) throws(APIError) {
         guard JSONValidator.isValid(bytes, maximumDepth: maximumDepth) else {
-            throw APIError.invalidJSON("the body is not valid JSON (or nests deeper than \(maximumDepth - 1) levels)")
+            throw APIError.invalidJSON("the body is not valid JSON (or nests deeper than \(maximumDepth) levels)")
         }
         var scanner = Scanner(bytes: bytes)
         scanner.skipWhitespace()

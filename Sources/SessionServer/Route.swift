@@ -17,31 +17,44 @@ public enum Route: Sendable, Hashable {
     case readyz
 
     /// Matches a percent-decoded path; `nil` for an unknown path.
+    ///
+    /// Byte by byte: `String` comparison works on grapheme clusters and canonical equivalence, so a
+    /// username starting with a combining mark (`/v1/users/\u{301}x/sessions`: the `/` and the mark
+    /// are one cluster) would not match its route, and could not be revoked.
     public init?(path: String) {
-        switch path {
-        case "/v1/sessions": self = .sessions
-        case "/v1/session": self = .session
-        case "/v1/session/data": self = .sessionData
-        case "/v1/session/rotate": self = .sessionRotate
-        case "/v1/users": self = .users
-        case "/v1/config": self = .config
-        case "/v1/events": self = .events
-        case "/metrics": self = .metrics
-        case "/healthz": self = .healthz
-        case "/readyz": self = .readyz
-        default:
-            if path.hasPrefix("/v1/sessions/") {
-                let id = path.dropFirst("/v1/sessions/".count)
-                guard !id.isEmpty, !id.contains("/") else { return nil }
-                self = .sessionByID(String(id))
-            } else if path.hasPrefix("/v1/users/"), path.hasSuffix("/sessions") {
-                let username = path.dropFirst("/v1/users/".count).dropLast("/sessions".count)
-                guard !username.isEmpty else { return nil }
-                self = .userSessions(username: String(username))
-            } else {
-                return nil
-            }
+        let bytes = path.utf8
+        if let exact = Self.fixedPaths.first(where: { fixed in fixed.path.withUTF8Buffer { bytes.elementsEqual($0) } }) {
+            self = exact.route
+        } else if let id = Self.parameter(of: path, after: "/v1/sessions/", before: "") {
+            guard !id.utf8.contains(UInt8(ascii: "/")) else { return nil }
+            self = .sessionByID(String(id))
+        } else if let username = Self.parameter(of: path, after: "/v1/users/", before: "/sessions") {
+            self = .userSessions(username: String(username))
+        } else {
+            return nil
         }
+    }
+
+    /// The routes without parameters, the most frequent first.
+    private static let fixedPaths: [(path: StaticString, route: Route)] = [
+        ("/v1/session", .session), ("/v1/sessions", .sessions), ("/v1/session/data", .sessionData),
+        ("/v1/session/rotate", .sessionRotate), ("/v1/users", .users), ("/v1/config", .config),
+        ("/v1/events", .events), ("/metrics", .metrics), ("/healthz", .healthz), ("/readyz", .readyz),
+    ]
+
+    /// The non-empty part of `path` between the ASCII `prefix` and `suffix`, compared as bytes; `nil`
+    /// when `path` does not have both.
+    private static func parameter(of path: String, after prefix: StaticString, before suffix: StaticString) -> Substring? {
+        let bytes = path.utf8
+        let (prefixLength, suffixLength) = (prefix.utf8CodeUnitCount, suffix.utf8CodeUnitCount)
+        guard bytes.count > prefixLength + suffixLength,
+            prefix.withUTF8Buffer({ bytes.starts(with: $0) }),
+            suffix.withUTF8Buffer({ bytes.reversed().starts(with: $0.reversed()) })
+        else { return nil }
+        // The prefix and suffix are ASCII, so both cuts fall on scalar boundaries.
+        let start = bytes.index(bytes.startIndex, offsetBy: prefixLength)
+        let end = bytes.index(bytes.endIndex, offsetBy: -suffixLength)
+        return path[start..<end]
     }
 
     /// The path template, for metric labels and logs.

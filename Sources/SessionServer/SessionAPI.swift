@@ -80,7 +80,9 @@ public final class SessionAPI: HTTPHandler {
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
         let start = ContinuousClock.now
-        let route = Route(path: request.path)
+        // A path that is not valid UTF-8 (or held %00) names nothing: its repaired text could equal a
+        // real username's.
+        let route = request.pathIsValidUTF8 ? Route(path: request.path) : nil
         let outcome: Outcome
         do {
             outcome = try dispatch(request, route: route)

@@ -54,7 +54,7 @@ struct Sessiond: AsyncParsableCommand {
     @Option(help: "Largest request body, in bytes (413 above).")
     var maxBodyBytes = 64 * 1024
 
-    @Option(help: "Largest request line plus headers, in bytes (libmicrohttpd answers 431 above).")
+    @Option(help: "Request line plus headers budget, in bytes: always served up to it in lines of 64 bytes or more; 431 when far above.")
     var maxHeaderBytes = 8 * 1024
 
     @Option(help: "Most simultaneous connections.")

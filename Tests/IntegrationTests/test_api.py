@@ -52,6 +52,28 @@ def test_healthz_and_readyz_need_no_token(server):
         assert isinstance(body["status"], str) and body["status"]
 
 
+def test_every_error_code_the_server_sends_is_documented():
+    """Every error code in the sources (APIError/MicroHTTP `code: "..."`, SessionError's `Code("...")`) is
+    in openapi.yaml's Error.code enum and in the README's error list, and the enum lists nothing else.
+    A client that validates error bodies against the document must not reject a real answer."""
+    import re
+    from conftest import REPO, SPEC
+    sent = set()
+    for path in (REPO / "Sources").rglob("*.swift"):
+        for line in path.read_text().splitlines():
+            if line.lstrip().startswith("//"):
+                continue  # doc comments show example codes of a generic HTTP library
+            sent.update(re.findall(r'\bcode: "([a-z_]+)"', line))
+            if path.name == "SessionError.swift":  # other error types never reach an HTTP body
+                sent.update(re.findall(r'\bCode\("([a-z_]+)"\)', line))
+    assert len(sent) > 20, sent
+    documented = set(SPEC["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"])
+    assert sent - documented == set(), "sent but not in openapi.yaml"
+    assert documented - sent == set(), "in openapi.yaml but never sent"
+    readme = (REPO / "README.md").read_text()
+    assert {code for code in sent if f"`{code}`" not in readme} == set(), "sent but not in README.md"
+
+
 def test_openapi_created_session_schema_admits_a_token(client):
     """openapi.yaml must describe the 201 of POST /v1/sessions (and the 200 of rotate) so that a real
     response validates as written: CreatedSession is allOf[Session, {token}], and Session has

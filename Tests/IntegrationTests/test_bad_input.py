@@ -650,8 +650,34 @@ def test_non_utf8_headers(server, client, seeded):
         payload = (b"DELETE /v1/users/%FF%FE/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
                    + server.api_token.encode() + b"\r\nConnection: close\r\n\r\n")
         resp = raw_request(server, payload)
-        assert resp is not None and (resp.status in (400, 404) or (resp.status == 200 and raw_json(resp) ==
-                                                                     {"deleted": 0})), resp
+        assert_raw_error(resp, 404, "not_found")
+
+
+def test_nul_and_invalid_utf8_in_paths_name_nothing(server, client, seeded):
+    """%00 used to be decoded to a NUL that cut the path short (DELETE /v1/sessions%00/x?confirm=true
+    deleted every session), and invalid UTF-8 was repaired to U+FFFD, naming a real user "\ufffd\ufffd".
+    Both are now unknown paths: 404 not_found after the API token check, nothing changed."""
+    name = "\ufffd\ufffd"
+    created = client.create(name)
+    auth = b"\r\nAuthorization: Bearer " + server.api_token.encode() + b"\r\nConnection: close\r\n\r\n"
+    with unchanged(server, client):
+        for method, target in [
+            (b"DELETE", b"/v1/sessions%00/anything?confirm=true"),
+            (b"GET", b"/v1/sessions%00"),
+            (b"GET", b"/v1/sessions/" + created["id"].encode() + b"%00junk"),
+            (b"DELETE", b"/v1/sessions/" + created["id"].encode() + b"%00"),
+            (b"DELETE", b"/v1/users/%FF%FE/sessions"),
+            (b"DELETE", b"/v1/users/%C3%28%00/sessions"),
+            (b"GET", b"/healthz%00"),
+        ]:
+            resp = raw_request(server, method + b" " + target + b" HTTP/1.1\r\nHost: x" + auth)
+            assert_raw_error(resp, 404, "not_found")
+        # Without the API token an invalid /v1 path is refused first, as any unknown /v1 path is.
+        resp = raw_request(server, b"DELETE /v1/sessions%00/x?confirm=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert_raw_error(resp, 401, "api_token_missing")
+    # The name's real encoding still works.
+    resp = raw_request(server, b"DELETE /v1/users/%EF%BF%BD%EF%BF%BD/sessions HTTP/1.1\r\nHost: x" + auth)
+    assert resp is not None and resp.status == 200 and raw_json(resp) == {"deleted": 1}, resp
 
 
 def test_header_flood(server, client, seeded):

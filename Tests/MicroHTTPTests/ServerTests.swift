@@ -83,6 +83,22 @@ struct ServerTests {
         }
     }
 
+    @Test func aNULOrInvalidUTF8InThePathMarksItInvalidInsteadOfCuttingItShort() throws {
+        try withServer { server, _ in
+            let client = try TestHTTPClient(port: server.port)
+            // libmicrohttpd's decoder turned %00 into a NUL, and the C string ended there: "/path/a".
+            #expect(try client.request("GET", "/path/a%00b").text == "invalid: /path/a\u{FFFD}b")
+            #expect(try client.request("GET", "/path/%FF").text == "invalid: /path/\u{FFFD}")
+            #expect(try client.request("GET", "/path/%C3%A9%20%2f").text == "/path/é /")
+            // Malformed escapes are kept as they are, as libmicrohttpd keeps them.
+            #expect(try client.request("GET", "/path/%zz%4").text == "/path/%zz%4")
+            // Query arguments go through the same decoder.
+            let query = try client.request("GET", "/query?a=x%00y&b=%41%2b+").text
+            #expect(query.contains("a=x\u{FFFD}y"))
+            #expect(query.contains("b=A+ "))
+        }
+    }
+
     @Test func headerLookupIsCaseInsensitive() throws {
         try withServer { server, _ in
             let client = try TestHTTPClient(port: server.port)

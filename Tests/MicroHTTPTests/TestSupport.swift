@@ -84,7 +84,7 @@ struct TestHandler: HTTPHandler {
                 }
             )
         case let path where path.hasPrefix("/path/"):
-            return .text(path)
+            return .text(request.pathIsValidUTF8 ? path : "invalid: \(path)")
         default:
             return .error(status: 404, code: "not_found", message: "No route for \(request.path).")
         }

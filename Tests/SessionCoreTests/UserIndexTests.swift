@@ -13,6 +13,22 @@ struct UserIndexTests {
         _ = try harness.store.create(username: "bob")  // other users are unaffected
     }
 
+    @Test func usernamesAreComparedByteForByteEvenOnOneShard() throws {
+        // "Kate" and "\u{212A}ate" (KELVIN SIGN) are canonically equivalent, so String == holds.
+        // With one shard they always meet in one user index; they must still be two users.
+        let kelvin = "\u{212A}ate"
+        #expect(kelvin == "Kate")
+        let harness = Harness(.init(maxSessionsPerUser: 1, sessionLimitPolicy: .reject, shardCount: 1))
+        _ = try harness.store.create(username: "Kate")
+        let other = try harness.store.create(username: kelvin)  // not over Kate's cap of 1
+        #expect(Array(other.session.username.utf8) == Array(kelvin.utf8))
+        #expect(try harness.store.users().items.count == 2)
+        #expect(try harness.store.sessions(username: kelvin).items.map(\.id) == [other.session.id])
+        #expect(harness.store.revokeAll(username: "Kate") == 1)
+        #expect(harness.store.validate(token: other.token.rawValue).session != nil)
+        #expect(harness.store.invariantViolations().isEmpty)
+    }
+
     @Test func evictPolicyEndsTheOldestSession() throws {
         let harness = Harness(.init(maxSessionsPerUser: 2, sessionLimitPolicy: .evictOldest))
         let first = try harness.store.create(username: "ada")

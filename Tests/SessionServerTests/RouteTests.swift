@@ -25,6 +25,21 @@ struct RouteTests {
         #expect(Route(path: "/v1/sessions/xyz") == .sessionByID("xyz"))
     }
 
+    @Test func pathsAreMatchedByBytesNotByCharacters() throws {
+        // A username starting with a combining mark: "/" and U+0301 form one grapheme cluster, so a
+        // String prefix test fails on it. Likewise a name ending in a prepended concatenation mark.
+        let combining = try #require(Route(path: "/v1/users/\u{301}x/sessions"))
+        #expect(combining == .userSessions(username: "\u{301}x"))
+        #expect(combining.userSessionsUsernameBytes == Array("\u{301}x".utf8))
+        let prepend = try #require(Route(path: "/v1/users/x\u{600}/sessions"))
+        #expect(prepend.userSessionsUsernameBytes == Array("x\u{600}".utf8))
+        // A session id that is a lone combining mark after "/": no "/" inside, one id.
+        #expect(Route(path: "/v1/sessions/\u{301}") == .sessionByID("\u{301}"))
+        #expect(Route(path: "/v1/sessions/abc/\u{301}") == nil)
+        // Canonically equivalent is not equal: KELVIN SIGN is not K.
+        #expect(Route(path: "/v1/users/\u{212A}/sessions")?.userSessionsUsernameBytes == Array("\u{212A}".utf8))
+    }
+
     @Test func ordinalsArePositionsInAll() {
         for (position, route) in Route.all.enumerated() { #expect(route.ordinal == position) }
         #expect(Route.sessionByID("x").ordinal == Route.sessionByID("").ordinal)
@@ -53,5 +68,13 @@ struct MediaTypeTests {
     @Test(arguments: ["", "text/plain", "application/jsonx", "application/json-patch+json", "application/jso", "application/x-www-form-urlencoded", "applicationXjson"])
     func otherMediaTypesAreRefused(value: String) {
         #expect(!SessionAPI.isJSONMediaType(value))
+    }
+}
+
+extension Route {
+    /// The username of a `userSessions` route as UTF-8 bytes (`==` on `String` would not tell
+    /// canonically equivalent spellings apart).
+    fileprivate var userSessionsUsernameBytes: [UInt8]? {
+        if case .userSessions(let username) = self { Array(username.utf8) } else { nil }
     }
 }
