@@ -50,9 +50,24 @@ public struct HTTPRequest {
     }
 
     /// The decoded value of a query parameter (`?name=value`), compared case-sensitively; the first one if
-    /// it repeats. A parameter without `=` has the value `""`. `+` decodes to a space.
+    /// it repeats. A parameter without `=` has the value `""`. `+` decodes to a space. Bytes that are not
+    /// UTF-8 become U+FFFD: use ``withQueryParameter(_:_:)`` for a value that names something.
     public func queryParameter(_ name: String) -> String? {
         connection.queryParameter(name)
+    }
+
+    /// Calls `body` with the decoded bytes of a query parameter (`nil` when absent), for values that
+    /// must be valid UTF-8 rather than repaired: ``queryParameter(_:)`` replaces bad sequences with
+    /// U+FFFD, and `%00` decodes to the byte 0xFF (never valid UTF-8). Valid only during the call.
+    ///
+    /// ```swift
+    /// let name = request.withQueryParameter("username") { $0.flatMap { String(validating: $0, as: UTF8.self) } }
+    /// ```
+    public func withQueryParameter<Result, Failure: Error>(
+        _ name: String,
+        _ body: (UnsafeRawBufferPointer?) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try connection.withQueryParameter(name, body)
     }
 
     /// All query parameters in the order sent, decoded, including repeated and unknown ones.

@@ -105,6 +105,11 @@ final class MHDDaemon: @unchecked Sendable {
                 ),
                 MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(addressPointer)),
                 MHD_OptionItem(
+                    option: .URI_LOG_CALLBACK,
+                    value: unsafeBitCast(uriLogged as URILogCallback, to: Int.self),
+                    ptr_value: nil
+                ),
+                MHD_OptionItem(
                     option: .UNESCAPE_CALLBACK,
                     value: unsafeBitCast(percentDecode as UnescapeCallback, to: Int.self),
                     ptr_value: nil
@@ -426,6 +431,8 @@ extension MHDDaemon {
         var discardedBytes: Int?
         /// Set while the handler runs; lookups through ``HTTPRequest`` are refused outside it.
         var isHandlerActive = false
+        /// Whether the request target held a raw NUL byte (see ``uriLogged(_:_:_:)``).
+        var targetHasNUL = false
 
         init(connection: OpaquePointer) {
             self.connection = connection
@@ -467,28 +474,30 @@ extension MHDDaemon {
         }
 
         func queryParameter(_ name: String) -> String? {
-            guard isHandlerActive else { return nil }
+            withQueryParameter(name) { value in value.map { String(decoding: $0, as: UTF8.self) } }
+        }
+
+        /// Calls `body` with the decoded bytes of the first query parameter named exactly `name`
+        /// (`nil` when absent); the buffer points into libmicrohttpd's memory.
+        func withQueryParameter<Result, Failure: Error>(
+            _ name: String,
+            _ body: (UnsafeRawBufferPointer?) throws(Failure) -> Result
+        ) throws(Failure) -> Result {
+            guard isHandlerActive else { return try body(nil) }
             // MHD_lookup_connection_value compares keys case-insensitively; query names are case-sensitive.
             // The search state lives on the stack: this runs on every request that reads a parameter.
-            struct Search {
-                let name: UnsafeBufferPointer<UInt8>
-                var value: String?
-            }
             var name = name
-            return name.withUTF8 { nameBytes in
-                var search = Search(name: nameBytes, value: nil)
+            let value = name.withUTF8 { nameBytes -> UnsafeRawBufferPointer? in
+                var search = QueryParameterSearch(name: nameBytes, value: nil)
                 withUnsafeMutablePointer(to: &search) { searchPointer in
                     _ = MHD_get_connection_values_n(
                         connection,
                         .GET_ARGUMENT_KIND,
                         { cls, _, key, keySize, value, valueSize in
-                            let search = cls!.assumingMemoryBound(to: Search.self)
+                            let search = cls!.assumingMemoryBound(to: QueryParameterSearch.self)
                             let keyBytes = UnsafeRawBufferPointer(start: key, count: keySize)
                             guard keyBytes.elementsEqual(search.pointee.name) else { return .YES }
-                            search.pointee.value = String(
-                                decoding: UnsafeRawBufferPointer(start: value, count: valueSize),
-                                as: UTF8.self
-                            )
+                            search.pointee.value = UnsafeRawBufferPointer(start: value, count: valueSize)
                             return .NO
                         },
                         UnsafeMutableRawPointer(searchPointer)
@@ -496,6 +505,7 @@ extension MHDDaemon {
                 }
                 return search.value
             }
+            return try body(value)
         }
 
         func queryParameters() -> [(name: String, value: String)] {
@@ -588,6 +598,7 @@ private func logSink(_ cls: UnsafeMutableRawPointer?, _ message: UnsafePointer<C
 /// The handler receives the path as a C string, so a decoded NUL would cut it short:
 /// `DELETE /v1/sessions%00/x?confirm=true` reached the handler as `DELETE /v1/sessions`. `0xFF` is
 /// never valid UTF-8, so such a path is reported invalid (``HTTPRequest/pathIsValidUTF8``) instead.
+/// A raw NUL byte in the target is caught before decoding (``uriLogged(_:_:_:)``).
 /// Returns the new length, and ends the string with a NUL.
 ///
 /// `microhttpd.h` names no type for it: `size_t (*)(void *cls, struct MHD_Connection *c, char *s)`.
@@ -623,6 +634,35 @@ private func percentDecode(_ cls: UnsafeMutableRawPointer?, _ connection: Opaque
     return write
 }
 
+/// The state of one query-parameter lookup (``MHDDaemon/RequestContext/withQueryParameter(_:_:)``).
+private struct QueryParameterSearch {
+    let name: UnsafeBufferPointer<UInt8>
+    var value: UnsafeRawBufferPointer?
+}
+
+/// `MHD_OPTION_URI_LOG_CALLBACK`: `void *(*)(void *cls, const char *uri, struct MHD_Connection *c)`.
+private typealias URILogCallback = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer?
+
+/// `MHD_OPTION_URI_LOG_CALLBACK`: measures the raw request target, before libmicrohttpd splits off the
+/// query and decodes it.
+///
+/// libmicrohttpd 0.9.75 accepts a raw NUL byte in the request line, and every later step (the query
+/// split aside) treats the target as a C string: `DELETE /v1/sessions<NUL>/x?confirm=true` reached the
+/// handler as `DELETE /v1/sessions`. The target was terminated at the space before the HTTP version, so
+/// its C-string length here falls short of that space exactly when it holds a NUL; the access handler
+/// compares. The length travels as libmicrohttpd's initial request context, tagged odd (`2n + 1`) so that
+/// it is never taken for a ``MHDDaemon/RequestContext`` (objects are aligned, their addresses even).
+private func uriLogged(_ cls: UnsafeMutableRawPointer?, _ uri: UnsafePointer<CChar>?, _ connection: OpaquePointer?) -> UnsafeMutableRawPointer? {
+    let length = uri.map { strlen($0) } ?? 0
+    return UnsafeMutableRawPointer(bitPattern: UInt(length) << 1 | 1)
+}
+
+/// The target length measured by ``uriLogged(_:_:_:)``, if `pointer` is its tag.
+private func loggedTargetLength(_ pointer: UnsafeMutableRawPointer?) -> Int? {
+    guard let pointer, UInt(bitPattern: pointer) & 1 == 1 else { return nil }
+    return Int(UInt(bitPattern: pointer) >> 1)
+}
+
 /// `MHD_OPTION_NOTIFY_COMPLETED`: releases the request context.
 private func requestCompleted(
     _ cls: UnsafeMutableRawPointer?,
@@ -632,6 +672,8 @@ private func requestCompleted(
 ) {
     guard let cls, let requestContext, let pointer = requestContext.pointee else { return }
     requestContext.pointee = nil
+    // A request that never reached the access handler still holds the target-length tag.
+    guard loggedTargetLength(pointer) == nil else { return }
     let request = Unmanaged<MHDDaemon.RequestContext>.fromOpaque(pointer).takeRetainedValue()
     let context = Unmanaged<MHDDaemon.Context>.fromOpaque(cls).takeUnretainedValue()
     if let deferred = request.deferred {
@@ -640,6 +682,16 @@ private func requestCompleted(
         context.deferred.remove(deferred.token)
     }
     context.inFlight.subtract(1, ordering: .releasing)
+}
+
+/// Whether the raw request target held a NUL byte: its C-string length, measured before libmicrohttpd
+/// modified it (``uriLogged(_:_:_:)``), stops short of the space before the HTTP version. libmicrohttpd
+/// parses the request line in place, so `url` is where the target began and `version` follows that space.
+private func targetHasNUL(url: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?, loggedLength: Int?) -> Bool {
+    guard let url, let version, let loggedLength, version.pointee != 0, version > url else { return false }
+    let targetEnd = version - 1  // the space, replaced by a NUL
+    guard targetEnd - url <= 1 << 24 else { return false }  // not the same buffer: no conclusion
+    return url + loggedLength != targetEnd
 }
 
 /// `MHD_AccessHandlerCallback`.
@@ -656,10 +708,12 @@ private func accessHandler(
     guard let cls, let connection, let uploadDataSize, let requestContextPointer else { return .NO }
     let context = Unmanaged<MHDDaemon.Context>.fromOpaque(cls).takeUnretainedValue()
 
-    guard let existing = requestContextPointer.pointee else {
+    let initial = requestContextPointer.pointee
+    guard let existing = initial, loggedTargetLength(existing) == nil else {
         // First call: headers only. Do not answer yet (an early response loses keep-alive), except for a
         // declared body that is too large; see ``bodyTooLarge(_:request:context:receivedSoFar:)``.
         let request = MHDDaemon.RequestContext(connection: connection)
+        request.targetHasNUL = targetHasNUL(url: url, version: version, loggedLength: loggedTargetLength(initial))
         requestContextPointer.pointee = Unmanaged.passRetained(request).toOpaque()
         context.inFlight.add(1, ordering: .relaxed)
         if let lengthText = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length") {
@@ -727,7 +781,7 @@ private func accessHandler(
     let httpRequest = HTTPRequest(
         method: methodName,
         path: validPath ?? url.map { String(cString: $0) } ?? "/",
-        pathIsValidUTF8: validPath != nil || url == nil,
+        pathIsValidUTF8: (validPath != nil || url == nil) && !request.targetHasNUL,
         body: request.body,
         connection: request
     )

@@ -121,7 +121,9 @@ public final class SessionAPI: HTTPHandler {
     private func dispatch(_ request: HTTPRequest, route: Route?) throws(APIError) -> Outcome {
         guard let route else {
             // Unknown /v1 paths still require the token, so that probing reveals nothing.
-            if request.path.hasPrefix("/v1/") || request.path == "/v1" { try authorize(request) }
+            // Bytes, not characters: "/v1/\u{301}x" does not start with "/v1/" as a String.
+            let bytes = request.path.utf8
+            if bytes.starts(with: "/v1/".utf8) || bytes.elementsEqual("/v1".utf8) { try authorize(request) }
             throw APIError.notFound
         }
         if route.requiresAPIToken {
@@ -289,7 +291,14 @@ public final class SessionAPI: HTTPHandler {
 
     private func listSessions(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
         let limit = try self.limit(request)
-        let username = request.queryParameter("username")
+        // Not repaired: "%FF" must not list the sessions of a user named "\u{FFFD}".
+        let username = try request.withQueryParameter("username") { (value) throws(APIError) -> String? in
+            guard let value else { return nil }
+            guard let text = String(validating: value, as: UTF8.self) else {
+                throw APIError(SessionError(code: .invalidUsername, message: "the username is not valid UTF-8"))
+            }
+            return text
+        }
         if let username {
             do {
                 try SessionStore.checkUsername(username, maxBytes: store.configuration.maxUsernameBytes)

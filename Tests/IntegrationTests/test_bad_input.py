@@ -654,9 +654,9 @@ def test_non_utf8_headers(server, client, seeded):
 
 
 def test_nul_and_invalid_utf8_in_paths_name_nothing(server, client, seeded):
-    """%00 used to be decoded to a NUL that cut the path short (DELETE /v1/sessions%00/x?confirm=true
-    deleted every session), and invalid UTF-8 was repaired to U+FFFD, naming a real user "\ufffd\ufffd".
-    Both are now unknown paths: 404 not_found after the API token check, nothing changed."""
+    """%00, and a raw NUL byte, used to cut the path short (DELETE /v1/sessions%00/x?confirm=true deleted
+    every session), and invalid UTF-8 was repaired to U+FFFD, naming a real user "\ufffd\ufffd". All are
+    now unknown paths: 404 not_found after the API token check, nothing changed."""
     name = "\ufffd\ufffd"
     created = client.create(name)
     auth = b"\r\nAuthorization: Bearer " + server.api_token.encode() + b"\r\nConnection: close\r\n\r\n"
@@ -669,12 +669,24 @@ def test_nul_and_invalid_utf8_in_paths_name_nothing(server, client, seeded):
             (b"DELETE", b"/v1/users/%FF%FE/sessions"),
             (b"DELETE", b"/v1/users/%C3%28%00/sessions"),
             (b"GET", b"/healthz%00"),
+            # A raw NUL byte, which libmicrohttpd 0.9.75 accepts in the request line.
+            (b"DELETE", b"/v1/sessions\x00/x?confirm=true"),
+            (b"GET", b"/v1/sessions/" + created["id"].encode() + b"\x00junk"),
         ]:
             resp = raw_request(server, method + b" " + target + b" HTTP/1.1\r\nHost: x" + auth)
             assert_raw_error(resp, 404, "not_found")
-        # Without the API token an invalid /v1 path is refused first, as any unknown /v1 path is.
-        resp = raw_request(server, b"DELETE /v1/sessions%00/x?confirm=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        assert_raw_error(resp, 401, "api_token_missing")
+        # A username in the query is not repaired either: no listing of the user "\ufffd\ufffd".
+        for query in (b"%FF%FE", b"%00", b"%C3%28"):
+            resp = raw_request(server, b"GET /v1/sessions?username=" + query + b" HTTP/1.1\r\nHost: x" + auth)
+            assert_raw_error(resp, 400, "invalid_username")
+        # Without the API token an invalid /v1 path is refused first, as any unknown /v1 path is, also
+        # when "/v1/" and a combining mark after it form one character.
+        for target in (b"/v1/sessions%00/x?confirm=true", b"/v1/%CC%81x"):
+            resp = raw_request(server, b"DELETE " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert_raw_error(resp, 401, "api_token_missing")
+    resp = raw_request(server, b"GET /v1/sessions?username=%EF%BF%BD%EF%BF%BD HTTP/1.1\r\nHost: x" + auth)
+    assert resp is not None and resp.status == 200, resp
+    assert [s["id"] for s in raw_json(resp)["sessions"]] == [created["id"]]
     # The name's real encoding still works.
     resp = raw_request(server, b"DELETE /v1/users/%EF%BF%BD%EF%BF%BD/sessions HTTP/1.1\r\nHost: x" + auth)
     assert resp is not None and resp.status == 200 and raw_json(resp) == {"deleted": 1}, resp

@@ -92,6 +92,10 @@ struct ServerTests {
             #expect(try client.request("GET", "/path/%C3%A9%20%2f").text == "/path/é /")
             // Malformed escapes are kept as they are, as libmicrohttpd keeps them.
             #expect(try client.request("GET", "/path/%zz%4").text == "/path/%zz%4")
+            // A raw NUL in the request line: libmicrohttpd 0.9.75 accepts it, and the path ends there.
+            try client.send(Array("GET /path/a".utf8) + [0] + Array("b?x=1 HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            #expect(try client.readResponse().text == "invalid: /path/a")
+            #expect(try client.request("GET", "/path/ok").text == "/path/ok")  // the next request is fine
             // Query arguments go through the same decoder.
             let query = try client.request("GET", "/query?a=x%00y&b=%41%2b+").text
             #expect(query.contains("a=x\u{FFFD}y"))
