@@ -4,15 +4,18 @@
 /// lookups read libmicrohttpd's connection memory on demand, and return `nil` (or nothing) once the handler
 /// has returned. Copy out what you need to keep.
 public struct HTTPRequest {
-    /// The method as sent by the client (`"GET"`, `"HEAD"`, `"POST"`, ...).
+    /// The method as sent by the client (`"GET"`, `"HEAD"`, `"POST"`, ...). A method that held a NUL
+    /// byte ends in U+FFFD after the part before the NUL, so that it matches no real method.
     public let method: String
     /// The URL path, percent-decoded, without the query string.
     ///
-    /// When the decoded path is not valid UTF-8, or held `%00`, ``pathIsValidUTF8`` is `false` and this
+    /// When the decoded path is not valid UTF-8, or held `%00`, or the raw target (path or query) held a
+    /// NUL byte, ``pathIsValidUTF8`` is `false` and this
     /// is a repaired copy (U+FFFD for each bad sequence) that must not be used to name anything: two
     /// different paths can repair to the same text.
     public let path: String
-    /// Whether the decoded path is valid UTF-8 without a NUL (`%00`).
+    /// Whether the decoded path is valid UTF-8 without a NUL (`%00`), and the raw target (query included:
+    /// libmicrohttpd would cut a query argument short at it too) held no NUL byte.
     public let pathIsValidUTF8: Bool
     /// The request body (empty when there is none).
     public let body: [UInt8]

@@ -433,6 +433,8 @@ extension MHDDaemon {
         var isHandlerActive = false
         /// Whether the request target held a raw NUL byte (see ``uriLogged(_:_:_:)``).
         var targetHasNUL = false
+        /// Whether the method held a raw NUL byte (see ``methodHasNUL(method:url:)``).
+        var methodHasNUL = false
 
         init(connection: OpaquePointer) {
             self.connection = connection
@@ -694,6 +696,20 @@ private func targetHasNUL(url: UnsafePointer<CChar>?, version: UnsafePointer<CCh
     return url + loggedLength != targetEnd
 }
 
+/// Whether the method held a raw NUL byte. libmicrohttpd ends the method at the first space and the
+/// target starts after the spaces that follow, so between the method's C-string end and the target
+/// there is that space's NUL and spaces only, unless the method went on past a NUL of its own:
+/// `DELETE<NUL>X /v1/sessions` reached the handler as `DELETE`.
+private func methodHasNUL(method: UnsafePointer<CChar>?, url: UnsafePointer<CChar>?) -> Bool {
+    guard let method, let url, url > method, url - method <= 1 << 16 else { return false }
+    var cursor = method + strlen(method) + 1
+    while cursor < url {
+        if cursor.pointee != 0x20 { return true }
+        cursor += 1
+    }
+    return false
+}
+
 /// `MHD_AccessHandlerCallback`.
 private func accessHandler(
     _ cls: UnsafeMutableRawPointer?,
@@ -714,6 +730,7 @@ private func accessHandler(
         // declared body that is too large; see ``bodyTooLarge(_:request:context:receivedSoFar:)``.
         let request = MHDDaemon.RequestContext(connection: connection)
         request.targetHasNUL = targetHasNUL(url: url, version: version, loggedLength: loggedTargetLength(initial))
+        request.methodHasNUL = methodHasNUL(method: method, url: url)
         requestContextPointer.pointee = Unmanaged.passRetained(request).toOpaque()
         context.inFlight.add(1, ordering: .relaxed)
         if let lengthText = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length") {
@@ -776,7 +793,8 @@ private func accessHandler(
         return queueBodyTooLarge(connection, context: context)
     }
 
-    let methodName = method.map { String(cString: $0) } ?? "GET"
+    // A method cut short at a NUL is not that method: "DELETE\u{FFFD}" is answered 405.
+    let methodName = method.map { String(cString: $0) + (request.methodHasNUL ? "\u{FFFD}" : "") } ?? "GET"
     let validPath = url.flatMap { String(validatingCString: $0) }
     let httpRequest = HTTPRequest(
         method: methodName,

@@ -672,9 +672,13 @@ def test_nul_and_invalid_utf8_in_paths_name_nothing(server, client, seeded):
             # A raw NUL byte, which libmicrohttpd 0.9.75 accepts in the request line.
             (b"DELETE", b"/v1/sessions\x00/x?confirm=true"),
             (b"GET", b"/v1/sessions/" + created["id"].encode() + b"\x00junk"),
+            (b"DELETE", b"/v1/sessions?x\x00&confirm=true"),  # in the query: an argument would be lost
         ]:
             resp = raw_request(server, method + b" " + target + b" HTTP/1.1\r\nHost: x" + auth)
             assert_raw_error(resp, 404, "not_found")
+        # A NUL in the method: "DELETE<NUL>X" is not DELETE.
+        resp = raw_request(server, b"DELETE\x00X /v1/sessions?confirm=true HTTP/1.1\r\nHost: x" + auth)
+        assert_raw_error(resp, 405, "method_not_allowed")
         # A username in the query is not repaired either: no listing of the user "\ufffd\ufffd".
         for query in (b"%FF%FE", b"%00", b"%C3%28"):
             resp = raw_request(server, b"GET /v1/sessions?username=" + query + b" HTTP/1.1\r\nHost: x" + auth)

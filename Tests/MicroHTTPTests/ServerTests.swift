@@ -96,6 +96,12 @@ struct ServerTests {
             try client.send(Array("GET /path/a".utf8) + [0] + Array("b?x=1 HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
             #expect(try client.readResponse().text == "invalid: /path/a")
             #expect(try client.request("GET", "/path/ok").text == "/path/ok")  // the next request is fine
+            // In the query, where libmicrohttpd would cut an argument short, and in the method.
+            try client.send(Array("GET /path/q?a=1".utf8) + [0] + Array("&b=2 HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            #expect(try client.readResponse().text == "invalid: /path/q")
+            try client.send(Array("GET".utf8) + [0] + Array("X /echo HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            #expect(try client.readResponse().header("X-Method") == "GET\u{FFFD}")
+            #expect(try client.request("GET", "/echo").header("X-Method") == "GET")
             // Query arguments go through the same decoder.
             let query = try client.request("GET", "/query?a=x%00y&b=%41%2b+").text
             #expect(query.contains("a=x\u{FFFD}y"))
