@@ -30,7 +30,12 @@ struct ProcessGauges: Sendable {
     }
 
     /// Sets the gauges; CPU time is a counter advanced by its increase since the last reading.
-    func update(_ status: ProcessStatus, lastCPU: inout Double) {
+    ///
+    /// The start time is set from the first reading only: it is derived from the boot time in
+    /// `/proc/stat`, which moves whenever the wall clock is stepped (NTP, a resumed VM), and every such
+    /// move would look like a restart to `changes(process_start_time_seconds[30m])`
+    /// (SessiondRestarting) and the dashboard's restart annotations. PROMETHEUS.md §2.1: compute it once.
+    func update(_ status: ProcessStatus, lastCPU: inout Double, startTimeSet: inout Bool) {
         if let seconds = status.cpuSeconds, seconds > lastCPU {
             cpu.increment(by: seconds - lastCPU)
             lastCPU = seconds
@@ -40,7 +45,10 @@ struct ProcessGauges: Sendable {
         if let value = status.virtualMemoryBytes { virtualMemory.set(to: value) }
         if let value = status.virtualMemoryMaxBytes { virtualMemoryMax.set(to: value) }
         if let value = status.residentMemoryBytes { residentMemory.set(to: value) }
-        if let value = status.startTimeSeconds { startTime.set(to: value) }
+        if !startTimeSet, let value = status.startTimeSeconds {
+            startTime.set(to: value)
+            startTimeSet = true
+        }
         if let value = status.threads { threads.set(to: value) }
     }
 }

@@ -79,6 +79,8 @@ public final class SessionMetrics: Sendable {
         var validations = [0, 0, 0, 0]
         var dropped = 0
         var cpuSeconds = 0.0
+        /// Whether `process_start_time_seconds` was set (it is computed once, see ``ProcessGauges``).
+        var startTimeSet = false
     }
 
     /// Registers every metric on `registry`.
@@ -298,7 +300,7 @@ public final class SessionMetrics: Sendable {
             let results = [stats.validationsValid, stats.validationsUnknown, stats.validationsExpired, stats.validationsMalformed]
             for index in results.indices { Self.advance(validations[index], from: &last.validations[index], to: results[index]) }
             Self.advance(eventsDropped, from: &last.dropped, to: stats.droppedEvents)
-            if let status, let process { process.update(status, lastCPU: &last.cpuSeconds) }
+            if let status, let process { process.update(status, lastCPU: &last.cpuSeconds, startTimeSet: &last.startTimeSet) }
         }
         for refresh in extraRefreshes.withLock({ $0 }) { refresh() }
     }

@@ -251,16 +251,20 @@ public final class SessionStorage: SessionJournal, Sendable {
 
     /// Commits what is pending, stops the writer, marks the file as cleanly shut down and closes it.
     /// Call after the HTTP server stopped. Idempotent.
-    public func close() { close(markingClean: true) }
+    ///
+    /// - Returns: how many changes could not be committed and were dropped (0 normally; more when
+    ///   storage could not write during the whole stop, e.g. a full disk). A later call returns 0.
+    @discardableResult
+    public func close() -> Int { close(markingClean: true) }
 
     /// Tests: stops like a crash would leave the file (no clean-shutdown mark).
-    func simulateCrashForTesting() { close(markingClean: false) }
+    func simulateCrashForTesting() { _ = close(markingClean: false) }
 
     /// Tests: lets the file grow by only `extraPages` more pages (`nil`: no limit), so that commits
     /// fail with SQLITE_FULL exactly as on a full disk.
     func limitFileForTesting(extraPages: Int64?) { requestedPageLimit.withLock { $0 = .some(extraPages) } }
 
-    private func close(markingClean: Bool) {
+    private func close(markingClean: Bool) -> Int {
         let wasRunning = lifecycle.withLock { state -> Bool? in
             switch state {
             case .closed: return nil
@@ -272,7 +276,7 @@ public final class SessionStorage: SessionJournal, Sendable {
                 return true
             }
         }
-        guard let wasRunning else { return }
+        guard let wasRunning else { return 0 }
         if wasRunning {
             checkpointer.withLock { $0 }?.stop()
             queue.stop()
@@ -296,6 +300,7 @@ public final class SessionStorage: SessionJournal, Sendable {
         table.close()
         directory.release()
         logger.info("storage closed", metadata: ["file": "\(path)"])
+        return lost
     }
 
     /// Records the size of the database file and its log for ``statistics()``.

@@ -110,6 +110,24 @@ struct Sessiond: AsyncParsableCommand {
         }
     }
 
+    /// `seconds` as whole milliseconds (rounded up, so that a tiny positive value stays positive), after
+    /// checking that it is a finite number in `range`; otherwise a startup error naming `flag`.
+    static func milliseconds(_ seconds: Double, _ flag: String, within range: ClosedRange<Double>) throws -> Int64 {
+        guard seconds.isFinite, range.contains(seconds) else {
+            func text(_ value: Double) -> String { value == value.rounded() ? String(Int64(value)) : String(value) }
+            throw StartupError(
+                message: "\(flag) must be a number of seconds from \(text(range.lowerBound)) to \(text(range.upperBound)), not \(seconds)"
+            )
+        }
+        return Int64((seconds * 1000).rounded(.up))
+    }
+
+    /// The host of a `host:port` address (`[::1]:9100` → `[::1]`), for display.
+    static func hostPart(of address: String) -> String {
+        guard let colon = address.lastIndex(of: ":") else { return address }
+        return String(address[..<colon])
+    }
+
     private func serve(logger: Logger) async throws {
         let apiToken = try loadAPIToken(logger: logger)
         guard apiToken != nil || Self.isLoopback(host) else {
@@ -119,9 +137,15 @@ struct Sessiond: AsyncParsableCommand {
             )
         }
         let policy = try parse(SessionStore.SessionLimitPolicy.self, "--session-limit-policy", sessionLimitPolicy)
+        // Checked before any conversion: Int64(Double) traps on inf, nan and out-of-range values, and
+        // ArgumentParser accepts "inf", "nan" and "1e400" as Doubles.
+        let idle = try Self.milliseconds(idleTimeout, "--idle-timeout", within: 0...315_360_000)
+        let lifetime = try Self.milliseconds(maxLifetime, "--max-lifetime", within: 0...315_360_000)
+        let connectionTimeoutMilliseconds = try Self.milliseconds(connectionTimeout, "--connection-timeout", within: 0.001...86_400)
+        _ = try Self.milliseconds(shutdownGrace, "--shutdown-grace", within: 0...3600)
         let storeConfiguration = SessionStore.Configuration(
-            idleTimeout: .milliseconds(Int64((idleTimeout * 1000).rounded())),
-            maxLifetime: .milliseconds(Int64((maxLifetime * 1000).rounded())),
+            idleTimeout: .milliseconds(idle),
+            maxLifetime: .milliseconds(lifetime),
             maxSessionsPerUser: maxSessionsPerUser,
             sessionLimitPolicy: policy,
             maxDataBytes: maxDataBytes
@@ -132,7 +156,6 @@ struct Sessiond: AsyncParsableCommand {
             throw StartupError(message: error.message)
         }
         guard maxBodyBytes >= 1024 else { throw StartupError(message: "--max-body-bytes must be at least 1024") }
-        guard connectionTimeout > 0 else { throw StartupError(message: "--connection-timeout must be positive") }
 
         let backend = try parse(StorageBackend.self, "--storage", storage)
         let durabilityMode = try parse(SessionStorage.Durability.self, "--durability", durability)
@@ -189,7 +212,7 @@ struct Sessiond: AsyncParsableCommand {
                     port: port,
                     threadCount: threads,
                     connectionLimit: connectionLimit,
-                    connectionTimeout: .milliseconds(Int64(connectionTimeout * 1000)),
+                    connectionTimeout: .milliseconds(connectionTimeoutMilliseconds),
                     maxBodySize: maxBodyBytes,
                     maxHeaderBytes: maxHeaderBytes,
                     errorLog: { message in httpLogger.notice("libmicrohttpd", metadata: ["message": "\(message)"]) }
@@ -237,25 +260,31 @@ struct Sessiond: AsyncParsableCommand {
                 "previous_shutdown": "\(replay.previousShutdownWasClean ? "clean" : "unclean (crash or kill -9)")",
             ]
         }
-        api.markReady()
-        let stats = store.statistics()
-        logger.info(
-            "sessiond listening on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)",
-            metadata: storageMetadata.merging([
-                "sessions": "\(stats.activeSessions)",
-                "users": "\(stats.realtimeUsers)",
-                "threads": "\(threads)",
-                "idle_timeout_s": "\(idleTimeout)",
-                "max_lifetime_s": "\(maxLifetime)",
-                "max_sessions_per_user": "\(maxSessionsPerUser.map(String.init) ?? "unlimited")",
-                "api_token": "\(apiToken == nil ? "none (loopback only)" : "required")",
-                "metrics": "\(metricsServer.map { "http://\(metricsAddress ?? ""):\($0.port)/metrics" } ?? "/metrics on the API port")",
-            ]) { _, new in new }
-        )
+        let startupMessage: Logger.Message = "sessiond listening on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)"
+        let startupMetadata = storageMetadata.merging([
+            "threads": "\(threads)",
+            "idle_timeout_s": "\(idleTimeout)",
+            "max_lifetime_s": "\(maxLifetime)",
+            "max_sessions_per_user": "\(maxSessionsPerUser.map(String.init) ?? "unlimited")",
+            "api_token": "\(apiToken == nil ? "none (loopback only)" : "required")",
+            "metrics": "\(metricsServer.map { "http://\(Self.hostPart(of: metricsAddress ?? "")):\($0.port)/metrics" } ?? "/metrics on the API port")",
+        ]) { _, new in new }
 
         let group = ServiceGroup(
             configuration: .init(
                 services: [
+                    .init(
+                        service: ReadinessService {
+                            api.markReady()
+                            let stats = store.statistics()
+                            logger.info(
+                                startupMessage,
+                                metadata: startupMetadata.merging([
+                                    "sessions": "\(stats.activeSessions)", "users": "\(stats.realtimeUsers)",
+                                ]) { _, new in new }
+                            )
+                        }
+                    ),
                     .init(service: ExpiryService(store: store)),
                     .init(service: KeepAliveService(events: api.events)),
                     .init(
@@ -276,8 +305,16 @@ struct Sessiond: AsyncParsableCommand {
         }
         // The HTTP server has stopped: nothing records changes any more except expiry, which has
         // stopped too. Commit the rest and close the file.
-        sessionStorage?.close()
+        let lost = sessionStorage?.close() ?? 0
         let final = store.statistics()
+        guard lost == 0 else {
+            // A supervisor must be able to tell this stop from a clean one.
+            logger.critical(
+                "sessiond stopped with uncommitted changes lost",
+                metadata: ["sessions": "\(final.activeSessions)", "lost_changes": "\(lost)"]
+            )
+            throw ExitCode(3)
+        }
         logger.info("sessiond stopped", metadata: ["sessions": "\(final.activeSessions)"])
     }
 

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -52,6 +53,36 @@ def test_refuses_non_loopback_without_api_token_env_twin():
     stderr = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode != 0, f"exit {proc.returncode}; stderr: {stderr}"
     assert re.search(r"token|loopback", stderr, re.I), f"no clear message on stderr: {stderr!r}"
+
+
+@pytest.mark.parametrize("flag", ["--idle-timeout", "--max-lifetime", "--connection-timeout", "--shutdown-grace"])
+@pytest.mark.parametrize("value", ["inf", "nan", "1e400", "1e16", "-5"])
+def test_out_of_range_seconds_are_refused_not_a_crash(flag, value):
+    """Int64(Double) traps on inf, nan and huge values, which ArgumentParser accepts as Doubles: every
+    seconds option is checked first and refused with exit 2 and a message naming it."""
+    proc = run_refusal(["--host", "127.0.0.1", "--port", str(free_port()), "--storage", "memory", f"{flag}={value}"])
+    stderr = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2, f"exit {proc.returncode}; stderr: {stderr}"
+    assert flag in stderr and "seconds" in stderr, stderr
+
+
+def test_a_connection_timeout_below_a_millisecond_is_refused():
+    # It used to become 0 ms, which turns the connection timeout off.
+    proc = run_refusal(["--host", "127.0.0.1", "--port", str(free_port()), "--storage", "memory",
+                        "--connection-timeout", "0.0004"])
+    assert proc.returncode == 2, proc.stderr
+
+
+def test_startup_line_names_the_metrics_listener(make_server):
+    # It used to print the port twice (http://127.0.0.1:9100:9100/metrics).
+    port = free_port()
+    srv = make_server(args=["--metrics-address", f"127.0.0.1:{port}"])
+    deadline = time.monotonic() + 5
+    while "sessiond listening" not in srv.stderr_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = srv.stderr_text()
+    assert f"http://127.0.0.1:{port}/metrics" in text, text[-2000:]
+    assert f":{port}:{port}" not in text
 
 
 def test_refuses_to_start_with_an_unreadable_api_token_file(tmp_path):

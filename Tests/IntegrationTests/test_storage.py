@@ -1133,6 +1133,55 @@ def test_disk_full_refuses_writes_keeps_reads_and_recovers(make_server, tmp_path
             srv.stop()
 
 
+def test_sigterm_right_after_ready_stops_cleanly(tmp_path):
+    """/readyz turns 200 only once SIGTERM is trapped: a SIGTERM sent the moment it does stops sessiond
+    gracefully (exit 0, storage closed clean), never by the signal's default action (-15), which left the
+    file marked unclean and, in interval durability, lost acknowledged writes."""
+    import socket as socket_module
+    srv = Server(tmp_path / "w")
+    for attempt in range(10):
+        srv.launch()
+        deadline = time.monotonic() + 20
+        ready = False
+        while not ready and time.monotonic() < deadline:
+            assert srv.proc.poll() is None, f"exited early: {srv.stderr_text()[-2000:]}"
+            try:
+                with socket_module.create_connection(("127.0.0.1", srv.port), timeout=1) as sock:
+                    sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    ready = sock.recv(16).startswith(b"HTTP/1.1 200")
+            except OSError:
+                time.sleep(0.001)
+        assert ready, srv.stderr_text()[-2000:]
+        status = srv.stop(timeout=15)
+        assert status == 0, f"attempt {attempt}: exit {status}: {srv.stderr_text()[-2000:]}"
+        assert "storage closed" in srv.stderr_text()
+
+
+def test_a_stop_that_loses_uncommitted_changes_exits_3(make_server, tmp_path):
+    """A stop while the disk stays full cannot commit what is pending: it says how much was lost and
+    exits with status 3, so that a supervisor can tell it from a clean stop (0)."""
+    mnt = tmp_path / "small"
+    with tmpfs(mnt, "size=2m,mode=0700"):
+        (mnt / "ballast").write_bytes(os.urandom(1024 * 1024))
+        srv = Server(tmp_path / "w", data_dir=mnt)
+        try:
+            srv.start()
+            c = srv.client()
+            for i in range(1000):
+                r = c.post("/v1/sessions", json_body={"username": f"fill{i % 7}", "data": {"blob": "x" * 12000}})
+                if r.status_code != 201:
+                    assert_storage_unavailable(r, f"create #{i} on a filling disk")
+                    break
+            else:
+                raise AssertionError("the 2 MiB disk never filled up")
+            status = srv.stop(timeout=15)
+            log = srv.stderr_text()
+            assert status == 3, f"exit {status}: {log[-2000:]}"
+            assert "sessiond stopped with uncommitted changes lost" in log and "lost_changes" in log, log[-2000:]
+        finally:
+            srv.stop()
+
+
 # --------------------------------------------------------------------------------------------------
 # i. The file: layout, lock, clean-shutdown mark, never a token
 # --------------------------------------------------------------------------------------------------

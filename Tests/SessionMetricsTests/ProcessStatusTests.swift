@@ -1,3 +1,4 @@
+import Prometheus
 import Testing
 @testable import SessionMetrics
 
@@ -39,6 +40,23 @@ struct ProcessStatusTests {
         #expect(status.residentMemoryBytes == 20_480_000.0)
         #expect(status.maxFileDescriptors == 1024)
         #expect(status.openFileDescriptors == 12)
+    }
+
+    @Test func startTimeIsSetOnceBecauseTheClockMayStep() {
+        let registry = PrometheusCollectorRegistry()
+        let gauges = ProcessGauges(registry: registry)
+        var cpu = 0.0
+        var startTimeSet = false
+        var status = ProcessStatus()
+        status.startTimeSeconds = 1_000
+        gauges.update(status, lastCPU: &cpu, startTimeSet: &startTimeSet)
+        status.startTimeSeconds = 1_005  // /proc/stat's boot time moved with a step of the wall clock
+        gauges.update(status, lastCPU: &cpu, startTimeSet: &startTimeSet)
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        let text = String(decoding: buffer, as: UTF8.self)
+        #expect(text.contains("process_start_time_seconds 1000"))
+        #expect(!text.contains("process_start_time_seconds 1005"))
     }
 
     @Test func garbageIsNotGuessed() {
