@@ -9,14 +9,14 @@ struct HTTPService: Service {
     let server: HTTPServer
     let metricsServer: HTTPServer?
     let events: EventBroadcaster
-    let grace: Double
+    let grace: Duration
     let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
-        logger.info("sessiond stopping", metadata: ["grace_s": "\(grace)"])
+        logger.info("sessiond stopping", metadata: ["grace_s": "\(grace / .seconds(1))"])
         events.finishAll()
-        server.shutdown(gracePeriod: .milliseconds(Int64(grace * 1000)))
+        server.shutdown(gracePeriod: grace)
         metricsServer?.shutdown(gracePeriod: .seconds(1))
     }
 }

@@ -122,12 +122,6 @@ struct Sessiond: AsyncParsableCommand {
         return Int64((seconds * 1000).rounded(.up))
     }
 
-    /// The host of a `host:port` address (`[::1]:9100` → `[::1]`), for display.
-    static func hostPart(of address: String) -> String {
-        guard let colon = address.lastIndex(of: ":") else { return address }
-        return String(address[..<colon])
-    }
-
     private func serve(logger: Logger) async throws {
         let apiToken = try loadAPIToken(logger: logger)
         guard apiToken != nil || Self.isLoopback(host) else {
@@ -142,7 +136,7 @@ struct Sessiond: AsyncParsableCommand {
         let idle = try Self.milliseconds(idleTimeout, "--idle-timeout", within: 0...315_360_000)
         let lifetime = try Self.milliseconds(maxLifetime, "--max-lifetime", within: 0...315_360_000)
         let connectionTimeoutMilliseconds = try Self.milliseconds(connectionTimeout, "--connection-timeout", within: 0.001...86_400)
-        _ = try Self.milliseconds(shutdownGrace, "--shutdown-grace", within: 0...3600)
+        let grace = Duration.milliseconds(try Self.milliseconds(shutdownGrace, "--shutdown-grace", within: 0...3600))
         let storeConfiguration = SessionStore.Configuration(
             idleTimeout: .milliseconds(idle),
             maxLifetime: .milliseconds(lifetime),
@@ -223,6 +217,7 @@ struct Sessiond: AsyncParsableCommand {
             throw StartupError(message: error.message)
         }
         var metricsServer: HTTPServer?
+        var metricsLocation = "/metrics on the API port"
         if let metricsAddress {
             guard let colon = metricsAddress.lastIndex(of: ":"), let metricsPort = Int(metricsAddress[metricsAddress.index(after: colon)...]) else {
                 throw StartupError(message: "--metrics-address must be host:port, e.g. 127.0.0.1:9100")
@@ -236,6 +231,7 @@ struct Sessiond: AsyncParsableCommand {
             } catch let error as MicroHTTPError {
                 throw StartupError(message: "metrics listener: \(error.message)")
             }
+            metricsLocation = "http://\(metricsAddress[..<colon]):\(metricsServer?.port ?? metricsPort)/metrics"
         }
         var storageMetadata: Logger.Metadata = ["storage": "memory (sessions are lost on restart)"]
         if let sessionStorage {
@@ -267,7 +263,7 @@ struct Sessiond: AsyncParsableCommand {
             "max_lifetime_s": "\(maxLifetime)",
             "max_sessions_per_user": "\(maxSessionsPerUser.map(String.init) ?? "unlimited")",
             "api_token": "\(apiToken == nil ? "none (loopback only)" : "required")",
-            "metrics": "\(metricsServer.map { "http://\(Self.hostPart(of: metricsAddress ?? "")):\($0.port)/metrics" } ?? "/metrics on the API port")",
+            "metrics": "\(metricsLocation)",
         ]) { _, new in new }
 
         let group = ServiceGroup(
@@ -289,7 +285,7 @@ struct Sessiond: AsyncParsableCommand {
                     .init(service: KeepAliveService(events: api.events)),
                     .init(
                         service: HTTPService(
-                            server: server, metricsServer: metricsServer, events: api.events, grace: shutdownGrace, logger: logger
+                            server: server, metricsServer: metricsServer, events: api.events, grace: grace, logger: logger
                         )
                     ),
                 ],
