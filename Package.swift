@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "SessionServer",
             dependencies: [
-                "SessionCore", "SessionMetrics", "SessionStorage", "MicroHTTP",
+                "SessionCore", "SessionMetrics", "MicroHTTP",
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings
@@ -94,12 +94,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "SessionBenchmarks",
-            dependencies: ["SessionCore", "SessionMetrics", "MicroHTTP"],
-            path: "Benchmarks/SessionBenchmarks",
-            swiftSettings: swiftSettings
-        ),
         .testTarget(
             name: "SessionCoreTests",
             dependencies: ["SessionCore"],
@@ -110,9 +104,14 @@ let package = Package(
             dependencies: ["SessionStorage", "SessionCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "HTTPTestSupport",
+            path: "Tests/HTTPTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MicroHTTPTests",
-            dependencies: ["MicroHTTP"],
+            dependencies: ["MicroHTTP", "HTTPTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -123,7 +122,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SessionServerTests",
-            dependencies: ["SessionServer", "SessionCore", "MicroHTTP"],
+            dependencies: ["SessionServer", "SessionCore", "SessionStorage", "MicroHTTP", "HTTPTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SessiondTests",
+            dependencies: ["sessiond", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
     ],

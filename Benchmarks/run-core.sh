@@ -4,9 +4,9 @@
 # huge pages), which is how scripts/run.sh starts sessiond.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product SessionBenchmarks
+swift build -c release --package-path Benchmarks --product SessionBenchmarks
 tuned=$(unset GLIBC_TUNABLES; source scripts/malloc-tunables.sh; echo "$GLIBC_TUNABLES")
 for tunables in "" "$tuned"; do
     echo "== GLIBC_TUNABLES=${tunables:-<unset>}"
-    GLIBC_TUNABLES="$tunables" .build/release/SessionBenchmarks --runs "${RUNS:-5}" "$@" | sed -n '/^| benchmark/,$p'
+    GLIBC_TUNABLES="$tunables" Benchmarks/.build/release/SessionBenchmarks --runs "${RUNS:-5}" "$@" | sed -n '/^| benchmark/,$p'
 done

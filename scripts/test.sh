@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, then
-#   1. the Swift unit tests (swift-testing),
-#   2. the HTTP integration suite against a real sessiond (pytest) and schemathesis against openapi.yaml,
-#   3. /metrics against promtool, prometheus-client and a real Prometheus 2.42,
-#   4. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live.
+#   1. the formatting check (swift format lint --strict, configuration in .swift-format),
+#   2. the Swift unit tests (swift-testing),
+#   3. the HTTP integration suite against a real sessiond (pytest) and schemathesis against openapi.yaml,
+#      once per session backend (--storage sqlite, then --storage memory),
+#   4. /metrics against promtool, prometheus-client and a real Prometheus 2.42,
+#   5. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -14,12 +16,18 @@ if ! python3 -c "import pytest, requests, yaml, openapi_schema_validator, promet
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${python_packages[@]}"
 fi
 
+status=0
+swift format lint --strict --recursive Sources Tests Benchmarks/SessionBenchmarks Package.swift Benchmarks/Package.swift \
+    || { echo "test.sh: swift format lint found problems (fix with: swift format --in-place --recursive Sources Tests)"; status=1; }
+
 swift build --build-tests
 swift test --skip-build
 
 export SESSIOND_BIN="$PWD/.build/debug/sessiond"
-status=0
-Tests/IntegrationTests/run.sh || status=1
+for backend in sqlite memory; do
+    echo "== integration suite with --storage $backend"
+    SESSIOND_TEST_STORAGE=$backend Tests/IntegrationTests/run.sh || status=1
+done
 python3 -m pytest -q -p no:cacheprovider Tests/MetricsIntegration || status=1
 if [ -x prometheus/check.sh ]; then prometheus/check.sh || status=1; fi
 if [ -x prometheus/live_check.sh ]; then prometheus/live_check.sh || status=1; fi

@@ -16,11 +16,16 @@ final class Thread {
     init(_ body: @escaping @Sendable () -> Void) {
         box = Box(body)
         let context = Unmanaged.passRetained(box).toOpaque()
-        let result = pthread_create(&handle, nil, { context in
-            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-            box.body()
-            return nil
-        }, context)
+        let result = pthread_create(
+            &handle,
+            nil,
+            { context in
+                let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
+                box.body()
+                return nil
+            },
+            context
+        )
         precondition(result == 0, "pthread_create failed")
     }
 

@@ -1,16 +1,18 @@
 // SessionCore benchmark: single-thread throughput of the store's operations, memory per session,
 // listing cost, and mass expiry with a concurrent caller measuring stalls.
 //
-// Run (release): swift run -c release SessionBenchmarks [--sessions N] [--users N] [--runs N]
+// Run (release): Benchmarks/run-core.sh, or swift run -c release --package-path Benchmarks SessionBenchmarks [--sessions N] [--users N] [--runs N]
 // Figures are medians over --runs repetitions; see Benchmarks/RESULTS.md.
+
+import MicroHTTP
+import SessionCore
+import SessionMetrics
+import SessionServer
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
-import MicroHTTP
-import SessionCore
-import SessionMetrics
-import Synchronization
 
 // MARK: Arguments
 
@@ -57,7 +59,8 @@ func residentBytes() -> Int {
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    return sorted.count % 2 == 1
+        ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 func format(_ value: Double) -> String {
@@ -126,63 +129,70 @@ if profileCreate {
     exit(0)
 }
 
-// MARK: Scrape cost (issue: SessionMetrics): render time and size at 0, 100k and 1M sessions
+// MARK: Scrape cost: render time and size at 0, 100k and 1M sessions
 
 if scrapeOnly {
-    let routes: [(template: String, responses: [(method: String, status: Int)])] = [
-        ("/v1/sessions", [("GET", 200), ("POST", 201), ("DELETE", 200)]), ("/v1/session", [("GET", 200), ("DELETE", 204)]),
-        ("/v1/session/data", [("GET", 200), ("PUT", 200)]), ("/v1/session/rotate", [("POST", 200)]),
-        ("/v1/sessions/{id}", [("GET", 200), ("DELETE", 204)]), ("/v1/users", [("GET", 200)]),
-        ("/v1/users/{username}/sessions", [("DELETE", 200)]), ("/v1/config", [("GET", 200), ("PATCH", 200)]),
-        ("/v1/events", [("GET", 200)]), ("/metrics", [("GET", 200)]), ("/healthz", [("GET", 200)]), ("/readyz", [("GET", 200)]),
-    ]
+    let routes = SessionAPI.routes.catalogue
     var medians: [Int: Double] = [:]
     for count in [0, 100_000, sessionCount] {
         let store = SessionStore(configuration: .init())
         for index in 0..<count { _ = try store.create(username: usernames[index % userCount]) }
-        let metrics = SessionMetrics(store: store, routes: routes)
+        let metrics = SessionMetrics(events: store.events, routes: routes)
         var times: [Double] = []
         var body: [UInt8] = []
         for _ in 0..<max(runs * 10, 20) {
             let start = nowNanoseconds()
-            body = try metrics.exposition()
+            body = try metrics.exposition(store.statistics())
             times.append(Double(nowNanoseconds() - start) / 1e6)
         }
         let zipped = try Gzip.compress(body, level: 1)
         medians[count] = median(times)
         report(
-            "scrape render (\(count) sessions)", "\(format3(median(times))) ms",
+            "scrape render (\(count) sessions)",
+            "\(format3(median(times))) ms",
             "\(body.count) B, \(zipped.count) B gzip level 1, median of \(times.count)"
         )
     }
-    report("scrape at \(sessionCount) / at 0", String(format3((medians[sessionCount] ?? 0) / (medians[0] ?? 1))), "ratio of medians")
+    report(
+        "scrape at \(sessionCount) / at 0",
+        String(format3((medians[sessionCount] ?? 0) / (medians[0] ?? 1))),
+        "ratio of medians"
+    )
 
     // Validation throughput of a store without and a store with SessionMetrics attached (and
     // scraped between passes), alternated pass by pass in one run.
     let plainStore = SessionStore(configuration: .init())
     let instrumentedStore = SessionStore(configuration: .init())
-    let instrumentation = SessionMetrics(store: instrumentedStore, routes: routes)
-    let plainTokens = (0..<200_000).map { (try? plainStore.create(username: usernames[$0 % userCount]).token.rawValue) ?? "" }
+    let instrumentation = SessionMetrics(events: instrumentedStore.events, routes: routes)
+    let plainTokens = (0..<200_000).map {
+        (try? plainStore.create(username: usernames[$0 % userCount]).token.rawValue) ?? ""
+    }
     let instrumentedTokens = (0..<200_000).map {
         (try? instrumentedStore.create(username: usernames[$0 % userCount]).token.rawValue) ?? ""
     }
     var plain: [Double] = []
     var instrumented: [Double] = []
     for _ in 0..<(runs * 2) {
-        for (store, tokens, isInstrumented) in [(plainStore, plainTokens, false), (instrumentedStore, instrumentedTokens, true)] {
+        for (store, tokens, isInstrumented) in [
+            (plainStore, plainTokens, false), (instrumentedStore, instrumentedTokens, true),
+        ] {
             let start = nowNanoseconds()
             for token in tokens where store.validate(token: token).session == nil { fatalError("lost a session") }
             let rate = Double(tokens.count) / (Double(nowNanoseconds() - start) / 1e9)
             if isInstrumented {
                 instrumented.append(rate)
-                _ = try instrumentation.exposition()
+                _ = try instrumentation.exposition(instrumentedStore.statistics())
             } else {
                 plain.append(rate)
             }
         }
     }
     report("validate without metrics", "\(format(median(plain)))/s", "200k sessions")
-    report("validate with SessionMetrics", "\(format(median(instrumented)))/s", "ratio \(format3(median(instrumented) / median(plain)))")
+    report(
+        "validate with SessionMetrics",
+        "\(format(median(instrumented)))/s",
+        "ratio \(format3(median(instrumented) / median(plain)))"
+    )
     print("\n| benchmark | median | detail |\n|---|---:|---|")
     for (name, value, detail) in rows { print("| \(name) | \(value) | \(detail) |") }
     exit(0)
@@ -197,7 +207,8 @@ do {
     let after = residentBytes()
     let perSession = Double(after - before) / Double(sessionCount)
     report(
-        "memory", "\(Int(perSession.rounded())) B/session",
+        "memory",
+        "\(Int(perSession.rounded())) B/session",
         "RSS +\((after - before) / 1_048_576) MiB for \(sessionCount) sessions / \(userCount) users"
     )
     withExtendedLifetime(store) {}
@@ -223,23 +234,38 @@ let validateOps = sessionCount
 let validate = throughput(validateOps) { _ in
     for index in order where store.validate(token: tokens[index]).session == nil { fatalError("lost a session") }
 }
-report("validate + slide (known)", "\(format(validate.median))/s", "median of \(runs) passes over \(validateOps) tokens, random order")
+report(
+    "validate + slide (known)",
+    "\(format(validate.median))/s",
+    "median of \(runs) passes over \(validateOps) tokens, random order"
+)
 
 let checkOnly = throughput(validateOps) { _ in
-    for index in order where store.validate(token: tokens[index], refresh: false).session == nil { fatalError("lost a session") }
+    for index in order where store.validate(token: tokens[index], refresh: false).session == nil {
+        fatalError("lost a session")
+    }
 }
 report("validate, check only", "\(format(checkOnly.median))/s", "refresh=false")
 
-let unknownTokens = (0..<100_000).map { _ in "usm_" + String((0..<43).map { _ in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".randomElement()! }) }
+let unknownTokens = (0..<100_000).map { _ in
+    "usm_"
+        + String(
+            (0..<43).map { _ in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".randomElement()! }
+        )
+}
 let unknown = throughput(unknownTokens.count * 10) { _ in
-    for _ in 0..<10 { for token in unknownTokens where store.validate(token: token) != .unknown { fatalError("ghost session") } }
+    for _ in 0..<10 {
+        for token in unknownTokens where store.validate(token: token) != .unknown { fatalError("ghost session") }
+    }
 }
 report("validate (unknown token)", "\(format(unknown.median))/s", "well-formed random tokens")
 
 let payload = Array(#"{"cart":[17,42],"theme":"dark","locale":"fr-FR"}"#.utf8)
 let dataOps = 200_000
 let setData = throughput(dataOps) { run in
-    for step in 0..<dataOps { _ = try? store.setData(token: tokens[order[(step + run * dataOps) % sessionCount]], data: payload) }
+    for step in 0..<dataOps {
+        _ = try? store.setData(token: tokens[order[(step + run * dataOps) % sessionCount]], data: payload)
+    }
 }
 report("set data (48 B JSON)", "\(format(setData.median))/s", "validated and stored")
 
@@ -270,7 +296,6 @@ for users in [10_000, 100_000] {
     }
     report("list all users (\(users))", "\(String(format3(median(times)))) ms", "pages of 1000, \(users * 2) sessions")
 }
-
 
 // MARK: Mass expiry: 100,000 sessions due in the same second, with a concurrent caller
 
@@ -303,7 +328,8 @@ do {
     caller.join()
     precondition(removed == 100_000, "removed \(removed)")
     report(
-        "mass expiry (100k due together)", "\(format3(elapsed)) ms",
+        "mass expiry (100k due together)",
+        "\(format3(elapsed)) ms",
         "worst concurrent validate \(format3(Double(probe.worst.load(ordering: .relaxed)) / 1e6)) ms over \(probe.calls.load(ordering: .relaxed)) calls"
     )
 }
@@ -332,7 +358,8 @@ func dependentLoadNanoseconds(workingSet bytes: Int) -> Double {
 for megabytes in [1, 32, 256] {
     let samples = (0..<runs).map { _ in dependentLoadNanoseconds(workingSet: megabytes << 20) }
     report(
-        "dependent random load (\(megabytes) MiB working set)", "\(format3(median(samples))) ns",
+        "dependent random load (\(megabytes) MiB working set)",
+        "\(format3(median(samples))) ns",
         "pointer chase; a lookup in a large table pays this once per dependent step"
     )
 }

@@ -29,7 +29,7 @@
 ///                 if committed {
 ///                     responder.respond(.json(Array(#"{"ok":true}"#.utf8)))
 ///                 } else {
-///                     responder.respond(.error(status: 503, code: "not_committed", message: "Not committed."))
+///                     responder.respond(.text("not committed\n", status: 503))
 ///                 }
 ///             }
 ///         })

@@ -20,21 +20,21 @@ public struct HTTPRequest {
     /// The request body (empty when there is none).
     public let body: [UInt8]
 
-    let connection: MHDDaemon.RequestContext
+    let context: RequestContext
 
-    init(method: String, path: String, pathIsValidUTF8: Bool, body: [UInt8], connection: MHDDaemon.RequestContext) {
+    init(method: String, path: String, pathIsValidUTF8: Bool, body: [UInt8], context: RequestContext) {
         self.method = method
         self.path = path
         self.pathIsValidUTF8 = pathIsValidUTF8
         self.body = body
-        self.connection = connection
+        self.context = context
     }
 
     /// The value of a request header, compared case-insensitively; the first one if it was sent several times.
     ///
     /// - Complexity: O(number of headers); nothing is copied until a header matches.
     public func header(_ name: String) -> String? {
-        connection.value(of: name, kind: .header)
+        context.isHandling ? context.connection.header(name) : nil
     }
 
     /// Calls `body` with the bytes of a request header's value (the first one if it was sent several
@@ -49,14 +49,15 @@ public struct HTTPRequest {
         _ name: StaticString,
         _ body: (UnsafeBufferPointer<UInt8>?) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        try connection.withValue(of: name, kind: .header, body)
+        guard context.isHandling else { return try body(nil) }
+        return try context.connection.withHeader(name, body)
     }
 
     /// The decoded value of a query parameter (`?name=value`), compared case-sensitively; the first one if
     /// it repeats. A parameter without `=` has the value `""`. `+` decodes to a space. Bytes that are not
     /// UTF-8 become U+FFFD: use ``withQueryParameter(_:_:)`` for a value that names something.
     public func queryParameter(_ name: String) -> String? {
-        connection.queryParameter(name)
+        withQueryParameter(name) { value in value.map { String(decoding: $0, as: UTF8.self) } }
     }
 
     /// Calls `body` with the decoded bytes of a query parameter (`nil` when absent), for values that
@@ -70,12 +71,13 @@ public struct HTTPRequest {
         _ name: String,
         _ body: (UnsafeRawBufferPointer?) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        try connection.withQueryParameter(name, body)
+        guard context.isHandling else { return try body(nil) }
+        return try context.connection.withQueryParameter(name, body)
     }
 
     /// All query parameters in the order sent, decoded, including repeated and unknown ones.
     public var queryParameters: [(name: String, value: String)] {
-        connection.queryParameters()
+        context.isHandling ? context.connection.queryParameters() : []
     }
 
     /// Whether the client accepts a gzip-encoded response (`Accept-Encoding` lists `gzip` or `*` with a

@@ -113,36 +113,4 @@ public struct HTTPResponse: Sendable {
     public static func json(_ body: [UInt8], status: Int = 200) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")], body: body)
     }
-
-    /// The JSON error shape used for MicroHTTP's own errors:
-    /// `{"error":{"code":"<code>","message":"<message>"}}`.
-    ///
-    /// - Parameters:
-    ///   - status: The status code, e.g. 413.
-    ///   - code: A stable `snake_case` code, e.g. `"body_too_large"`.
-    ///   - message: A human-readable message.
-    public static func error(status: Int, code: String, message: String) -> HTTPResponse {
-        var json = #"{"error":{"code":""#
-        appendEscaped(code, to: &json)
-        json += #"","message":""#
-        appendEscaped(message, to: &json)
-        json += #""}}"#
-        return .json(Array(json.utf8), status: status)
-    }
-
-    private static func appendEscaped(_ text: String, to json: inout String) {
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": json += "\\\""
-            case "\\": json += "\\\\"
-            case "\n": json += "\\n"
-            case "\r": json += "\\r"
-            case "\t": json += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                json += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: json.unicodeScalars.append(scalar)
-            }
-        }
-    }
 }

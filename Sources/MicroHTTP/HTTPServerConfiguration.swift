@@ -31,8 +31,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// stop reading a response. A streaming response that is waiting for data is *not* subject to it (its
     /// connection is suspended). Whole seconds, rounded up; `.zero` disables the timeout.
     public var connectionTimeout: Duration
-    /// The largest request body accepted. A larger body is answered with `413` and a JSON error
-    /// (`body_too_large`), and the connection is closed.
+    /// The largest request body accepted. A larger body is answered with `413`
+    /// (``HTTPServerError/Code/bodyTooLarge``, rendered by ``errorResponse``), and the connection is
+    /// closed.
     public var maxBodySize: Int
     /// The budget for the request line plus headers.
     ///
@@ -47,12 +48,11 @@ public struct HTTPServerConfiguration: Sendable {
     /// ``connectionMemoryLimit``. A request whose line and headers do not fit is answered by libmicrohttpd
     /// itself, without calling the handler, and the connection is closed: `431 Request Header Fields Too
     /// Large`, or `414 URI Too Long` when the request line alone is too long (short HTML bodies, not
-    /// MicroHTTP's JSON shape). When the pool runs out where not even that answer fits (just above what
+    /// rendered by ``errorResponse``). When the pool runs out where not even that answer fits (just above what
     /// fits, or with many short lines), the connection is closed without a response.
     ///
-    /// The pool is zeroed after every request (libmicrohttpd 0.9.75), so its size is a cost per request:
-    /// under `GET /v1/session` that `memset` was 8.0 % of sessiond's CPU samples with a 32 KiB pool and
-    /// 6.3 % with 18 KiB (Benchmarks/RESULTS.md, "HTTP API under load").
+    /// The pool is zeroed after every request (libmicrohttpd 0.9.75), so its size is a cost per request
+    /// (Benchmarks/RESULTS.md, "HTTP API under load", measures it).
     public var maxHeaderBytes: Int
     /// The maximum number of connections from one IP address; 0 means unlimited.
     public var perIPConnectionLimit: Int
@@ -61,6 +61,11 @@ public struct HTTPServerConfiguration: Sendable {
     /// Called on arbitrary threads; must not block. Client misbehaviour (resets, timeouts) is logged here
     /// too, so do not treat every line as a server fault.
     public var errorLog: (@Sendable (String) -> Void)?
+    /// Renders the error answers the server gives by itself (``HTTPServerError``): a body too large,
+    /// a deferred request still waiting at the end of a shutdown, an invalid response. Default:
+    /// ``HTTPServerError/plainTextResponse``. Must return a complete (`.bytes`) body; called on
+    /// libmicrohttpd's threads.
+    public var errorResponse: @Sendable (HTTPServerError) -> HTTPResponse
 
     /// Creates a configuration; every parameter has a default.
     ///
@@ -74,6 +79,7 @@ public struct HTTPServerConfiguration: Sendable {
     ///   - maxHeaderBytes: Request line plus headers budget; default 16 KiB.
     ///   - perIPConnectionLimit: Connections per client IP, 0 = unlimited; default 0.
     ///   - errorLog: Error log sink; default `nil` (discarded).
+    ///   - errorResponse: Renders the server's own error answers; default plain text.
     public init(
         host: String = "127.0.0.1",
         port: Int = 8080,
@@ -83,7 +89,8 @@ public struct HTTPServerConfiguration: Sendable {
         maxBodySize: Int = 1 << 20,
         maxHeaderBytes: Int = 16 * 1024,
         perIPConnectionLimit: Int = 0,
-        errorLog: (@Sendable (String) -> Void)? = nil
+        errorLog: (@Sendable (String) -> Void)? = nil,
+        errorResponse: @escaping @Sendable (HTTPServerError) -> HTTPResponse = HTTPServerError.plainTextResponse
     ) {
         self.host = host
         self.port = port
@@ -94,6 +101,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.maxHeaderBytes = maxHeaderBytes
         self.perIPConnectionLimit = perIPConnectionLimit
         self.errorLog = errorLog
+        self.errorResponse = errorResponse
     }
 
     /// The number of online CPUs (at least 1).

@@ -1,4 +1,4 @@
-/// Makes swift-prometheus's text output reproducible and strictly valid (PROMETHEUS.md §4.4):
+/// Makes swift-prometheus's text output reproducible and strictly valid for every Prometheus parser:
 /// families sorted by name, children sorted by their labels (a histogram child's lines kept
 /// together and in `le` order), and the spellings `NaN`, `+Inf`, `-Inf` for special values (Swift
 /// prints `nan`, `inf` and `-nan`, and `-nan` fails a whole scrape).
@@ -42,10 +42,14 @@ enum ExpositionNormalizer {
                 continue
             }
             guard let family = current else {
-                throw Problem(description: "sample before any # TYPE: \(String(decoding: text[line].prefix(80), as: UTF8.self))")
+                throw Problem(
+                    description: "sample before any # TYPE: \(String(decoding: text[line].prefix(80), as: UTF8.self))"
+                )
             }
             guard let valueSpace = text[line].lastIndex(of: space) else {
-                throw Problem(description: "sample without value: \(String(decoding: text[line].prefix(80), as: UTF8.self))")
+                throw Problem(
+                    description: "sample without value: \(String(decoding: text[line].prefix(80), as: UTF8.self))"
+                )
             }
             let key = childKey(text, start..<valueSpace)
             if families[family]!.children[key] == nil { families[family]!.order.append(key) }
@@ -74,7 +78,9 @@ enum ExpositionNormalizer {
     }
 
     private static func isHeader(_ text: [UInt8], _ line: Range<Int>) -> Bool {
-        guard line.count > 7, text[line.lowerBound + 1] == space, text[line.lowerBound + 6] == space else { return false }
+        guard line.count > 7, text[line.lowerBound + 1] == space, text[line.lowerBound + 6] == space else {
+            return false
+        }
         let word = text[(line.lowerBound + 2)..<(line.lowerBound + 6)]
         return word.elementsEqual("HELP".utf8) || word.elementsEqual("TYPE".utf8)
     }

@@ -17,13 +17,18 @@ struct ProcessGauges: Sendable {
         }
         cpu = registry.makeCounter(
             descriptor: MetricNameDescriptor(
-                metricName: "process_cpu_seconds_total", unitName: "", helpText: "Total user and system CPU time spent in seconds."
+                metricName: "process_cpu_seconds_total",
+                unitName: "",
+                helpText: "Total user and system CPU time spent in seconds."
             )
         )
         openFDs = gauge("process_open_fds", "Number of open file descriptors.")
         maxFDs = gauge("process_max_fds", "Maximum number of open file descriptors.")
         virtualMemory = gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.")
-        virtualMemoryMax = gauge("process_virtual_memory_max_bytes", "Maximum amount of virtual memory available in bytes.")
+        virtualMemoryMax = gauge(
+            "process_virtual_memory_max_bytes",
+            "Maximum amount of virtual memory available in bytes."
+        )
         residentMemory = gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
         startTime = gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.")
         threads = gauge("process_threads", "Number of OS threads in the process.")
@@ -34,7 +39,7 @@ struct ProcessGauges: Sendable {
     /// The start time is set from the first reading only: it is derived from the boot time in
     /// `/proc/stat`, which moves whenever the wall clock is stepped (NTP, a resumed VM), and every such
     /// move would look like a restart to `changes(process_start_time_seconds[30m])`
-    /// (SessiondRestarting) and the dashboard's restart annotations. PROMETHEUS.md §2.1: compute it once.
+    /// (SessiondRestarting) and the dashboard's restart annotations.
     func update(_ status: ProcessStatus, lastCPU: inout Double, startTimeSet: inout Bool) {
         if let seconds = status.cpuSeconds, seconds > lastCPU {
             cpu.increment(by: seconds - lastCPU)

@@ -45,7 +45,11 @@ public struct ProcessStatus: Sendable, Hashable {
             let vsize = field(23), let rss = field(24)
         else { return nil }
         return Stat(
-            userTicks: utime, systemTicks: stime, threads: threads, startTicks: start, virtualBytes: vsize,
+            userTicks: utime,
+            systemTicks: stime,
+            threads: threads,
+            startTicks: start,
+            virtualBytes: vsize,
             residentPages: rss
         )
     }

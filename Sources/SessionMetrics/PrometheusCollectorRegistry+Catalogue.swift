@@ -10,6 +10,7 @@ extension PrometheusCollectorRegistry {
     /// A counter of the catalogue: no unit suffix, with help text and (optionally) fixed labels.
     func catalogueCounter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
         let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
-        return labels.isEmpty ? makeCounter(descriptor: descriptor) : makeCounter(descriptor: descriptor, labels: labels)
+        return labels.isEmpty
+            ? makeCounter(descriptor: descriptor) : makeCounter(descriptor: descriptor, labels: labels)
     }
 }

@@ -3,12 +3,12 @@ import SessionCore
 import Synchronization
 
 /// The instrumentation of users-session-manager: every metric of the catalogue, registered once on a
-/// swift-prometheus registry, fed by a ``SessionStore`` and by the HTTP layer, and rendered as
-/// Prometheus text 0.0.4.
+/// swift-prometheus registry, fed by a session backend's statistics and events and by the HTTP layer,
+/// and rendered as Prometheus text 0.0.4.
 ///
 /// Gauges (`sessiond_sessions_active`, `sessiond_realtime_users`, `sessiond_users_seen`) and the
-/// session counters are read from the store's exact counts at each ``refresh()``: they cannot drift
-/// from the table. The lifetime histogram is fed by the store's `ended` events. The request counter
+/// session counters are set from exact counts (``SessionStatistics``) at each ``refresh(_:)``: they
+/// cannot drift from the table. The lifetime histogram is fed by the `ended` events. The request counter
 /// and the latency histogram are fed by ``recordRequest(route:method:status:duration:)``, both
 /// labelled by route template and method, so that validation (`GET /v1/session`) and logout
 /// (`DELETE /v1/session`, which may wait for a storage commit) have separate latencies.
@@ -16,15 +16,14 @@ import Synchronization
 /// Embedding (the Node library's PM2 "Realtime Users" counter, done right):
 /// ```swift
 /// let registry = PrometheusCollectorRegistry()
-/// let metrics = SessionMetrics(store: store, registry: registry)
+/// let metrics = SessionMetrics(events: store.events, registry: registry)
 /// // in your /metrics handler:
-/// let body = try metrics.exposition()          // refresh + render, sorted and canonical
+/// let body = try metrics.exposition(store.statistics())   // refresh + render, sorted and canonical
 /// ```
-/// If you render the registry yourself, call ``refresh()`` first.
+/// If you render the registry yourself, call ``refresh(_:)`` first.
 public final class SessionMetrics: Sendable {
     /// The registry every metric lives in.
     public let registry: PrometheusCollectorRegistry
-    private let store: SessionStore
     private let includeProcessMetrics: Bool
 
     private let sessionsActive: Gauge
@@ -37,17 +36,17 @@ public final class SessionMetrics: Sendable {
     private let eventsDropped: Counter
     private let sessionDuration: ValueHistogram
 
-    private let routes: [String: Int]
-    private let routeNames: [String]
-    private let requestCounters: Mutex<[RequestKey: Counter]>
+    let routes: [String: Int]
+    let routeNames: [String]
+    let requestCounters: Mutex<[RequestKey: Counter]>
     /// The counters of the catalogue's (route, method, success status) triples, at
     /// `route * methods.count + method`, read without a lock; other statuses are in
     /// ``requestCounters``.
-    private let successCounters: [(status: Int, counter: Counter)?]
+    let successCounters: [(status: Int, counter: Counter)?]
     /// The latency children created at init, at `route * methods.count + method`; `nil` for a pair
     /// outside the catalogue (those are in ``lateRequestDurations``).
-    private let requestDurations: [ValueHistogram?]
-    private let lateRequestDurations = Mutex<[Int: ValueHistogram]>([:])
+    let requestDurations: [ValueHistogram?]
+    let lateRequestDurations = Mutex<[Int: ValueHistogram]>([:])
 
     private let scrapes: [Int: Counter]
     private let scrapesInFlight: Gauge
@@ -56,8 +55,10 @@ public final class SessionMetrics: Sendable {
     private let last = Mutex(LastCounts())
     private let extraRefreshes = Mutex<[@Sendable () -> Void]>([])
 
-    /// Lifetime buckets, seconds (PROMETHEUS.md §5).
-    public static let sessionDurationBuckets: [Double] = [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 604800]
+    /// Lifetime buckets, seconds: from a second to a week.
+    public static let sessionDurationBuckets: [Double] = [
+        1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 604800,
+    ]
     /// Request latency buckets, seconds: from 50 µs, since the service answers well under a millisecond.
     public static let requestDurationBuckets: [Double] = [
         0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
@@ -67,7 +68,7 @@ public final class SessionMetrics: Sendable {
     /// The `route` label of a request that matched no route.
     public static let unmatchedRoute = "unmatched"
 
-    private struct RequestKey: Hashable {
+    struct RequestKey: Hashable {
         var route: Int
         var method: Int
         var status: Int
@@ -86,7 +87,7 @@ public final class SessionMetrics: Sendable {
     /// Registers every metric on `registry`.
     ///
     /// - Parameters:
-    ///   - store: the store whose counts and events are exported.
+    ///   - events: the events of the sessions whose lifetimes are exported.
     ///   - registry: where the metrics live (yours, when embedding).
     ///   - build: what `sessiond_build_info` reports.
     ///   - routes: the route templates of the HTTP API, with the methods each answers and their
@@ -94,42 +95,70 @@ public final class SessionMetrics: Sendable {
     ///     (route, method) pair, are created at zero.
     ///   - includeProcessMetrics: export the `process_*` metrics (one process should do it once).
     public init(
-        store: SessionStore,
+        events: SessionEventHub,
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         build: BuildInfo = .current,
         routes: [(template: String, responses: [(method: String, status: Int)])] = [],
         includeProcessMetrics: Bool = true
     ) {
-        self.store = store
         self.registry = registry
         self.includeProcessMetrics = includeProcessMetrics
 
-
         sessionsActive = registry.catalogueGauge("sessiond_sessions_active", "Live sessions in the table.")
-        realtimeUsers = registry.catalogueGauge("sessiond_realtime_users", "Distinct users with at least one live session.")
+        realtimeUsers = registry.catalogueGauge(
+            "sessiond_realtime_users",
+            "Distinct users with at least one live session."
+        )
         usersSeen = ["1m", "5m", "15m"].map {
-            registry.catalogueGauge("sessiond_users_seen", "Distinct users that logged in, validated or refreshed within the window.", [("window", $0)])
+            registry.catalogueGauge(
+                "sessiond_users_seen",
+                "Distinct users that logged in, validated or refreshed within the window.",
+                [("window", $0)]
+            )
         }
-        created = registry.catalogueCounter("sessiond_sessions_created_total", "Sessions created since the process started.")
+        created = registry.catalogueCounter(
+            "sessiond_sessions_created_total",
+            "Sessions created since the process started."
+        )
         expired = Dictionary(
             uniqueKeysWithValues: [SessionEndReason.absoluteTimeout, .idleTimeout].map {
-                ($0, registry.catalogueCounter("sessiond_sessions_expired_total", "Sessions that reached their idle or absolute timeout.", [("reason", $0.rawValue)]))
+                (
+                    $0,
+                    registry.catalogueCounter(
+                        "sessiond_sessions_expired_total",
+                        "Sessions that reached their idle or absolute timeout.",
+                        [("reason", $0.rawValue)]
+                    )
+                )
             }
         )
         ended = Dictionary(
             uniqueKeysWithValues: SessionEndReason.allCases.map {
-                ($0, registry.catalogueCounter("sessiond_sessions_ended_total", "Sessions ended since the process started, by reason.", [("reason", $0.rawValue)]))
+                (
+                    $0,
+                    registry.catalogueCounter(
+                        "sessiond_sessions_ended_total",
+                        "Sessions ended since the process started, by reason.",
+                        [("reason", $0.rawValue)]
+                    )
+                )
             }
         )
         validations = ["valid", "unknown", "expired", "malformed"].map {
-            registry.catalogueCounter("sessiond_session_validations_total", "Session token validations, by result.", [("result", $0)])
+            registry.catalogueCounter(
+                "sessiond_session_validations_total",
+                "Session token validations, by result.",
+                [("result", $0)]
+            )
         }
         eventsDropped = registry.catalogueCounter(
-            "sessiond_events_dropped_total", "Session events that a bounded consumer (event stream subscriber) could not take."
+            "sessiond_events_dropped_total",
+            "Session events that a bounded consumer (event stream subscriber) could not take."
         )
         sessionDuration = registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(
-                metricName: "sessiond_session_duration_seconds", unitName: "",
+                metricName: "sessiond_session_duration_seconds",
+                unitName: "",
                 helpText: "Lifetime of sessions at the moment they ended."
             ),
             buckets: Self.sessionDurationBuckets
@@ -160,7 +189,12 @@ public final class SessionMetrics: Sendable {
         for (template, responses) in routes {
             for (method, status) in responses {
                 let key = RequestKey(route: routeIndex[template]!, method: Self.methodIndex(method), status: status)
-                let counter = Self.requestCounter(registry, route: template, method: Self.methods[key.method], status: status)
+                let counter = Self.requestCounter(
+                    registry,
+                    route: template,
+                    method: Self.methods[key.method],
+                    status: status
+                )
                 counters[key] = counter
                 successes[Self.durationIndex(route: key.route, method: key.method)] = (status, counter)
             }
@@ -171,10 +205,20 @@ public final class SessionMetrics: Sendable {
 
         scrapes = Dictionary(
             uniqueKeysWithValues: [200, 500, 503].map {
-                ($0, registry.catalogueCounter("promhttp_metric_handler_requests_total", "Total number of scrapes by HTTP status code.", [("code", String($0))]))
+                (
+                    $0,
+                    registry.catalogueCounter(
+                        "promhttp_metric_handler_requests_total",
+                        "Total number of scrapes by HTTP status code.",
+                        [("code", String($0))]
+                    )
+                )
             }
         )
-        scrapesInFlight = registry.catalogueGauge("promhttp_metric_handler_requests_in_flight", "Current number of scrapes being served.")
+        scrapesInFlight = registry.catalogueGauge(
+            "promhttp_metric_handler_requests_in_flight",
+            "Current number of scrapes being served."
+        )
 
         let buildInfo = registry.catalogueGauge(
             "sessiond_build_info",
@@ -185,101 +229,16 @@ public final class SessionMetrics: Sendable {
         process = includeProcessMetrics ? ProcessGauges(registry: registry) : nil
 
         let histogram = sessionDuration
-        store.events.addObserver { event in
+        events.addObserver { event in
             if case .ended = event.kind {
                 histogram.record(event.lifetime.seconds)
             }
         }
-        refresh()
     }
 
-    private static func methodIndex(_ method: String) -> Int {
-        methods.firstIndex(of: method) ?? methods.count - 1
-    }
-
-    private static func durationIndex(route: Int, method: Int) -> Int {
-        route * methods.count + method
-    }
-
-    private static func requestDuration(
-        _ registry: PrometheusCollectorRegistry, route: String, method: String
-    ) -> ValueHistogram {
-        registry.makeValueHistogram(
-            descriptor: MetricNameDescriptor(
-                metricName: "sessiond_http_request_duration_seconds", unitName: "",
-                helpText: "Time to handle an HTTP request, by route template and method."
-            ),
-            labels: [("method", method), ("route", route)],
-            buckets: Self.requestDurationBuckets
-        )
-    }
-
-    /// The child under `key` in `children`, made (under the lock) the first time it is asked for.
-    private static func child<Key: Hashable & Sendable, Metric: Sendable>(
-        _ key: Key, in children: borrowing Mutex<[Key: Metric]>, make: () -> Metric
-    ) -> Metric {
-        children.withLock { children in
-            if let child = children[key] { return child }
-            let child = make()
-            children[key] = child
-            return child
-        }
-    }
-
-    private static func requestCounter(_ registry: PrometheusCollectorRegistry, route: String, method: String, status: Int) -> Counter {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                metricName: "sessiond_http_requests_total", unitName: "",
-                helpText: "HTTP requests handled, by method, route template and status code."
-            ),
-            labels: [("code", String(status)), ("method", method), ("route", route)]
-        )
-    }
-
-    /// Counts one HTTP request and records its latency. `route` is a route template given at init
-    /// (anything else counts as `unmatched`), never a raw path; `method` is one of ``methods``
-    /// (anything else counts as `OTHER`).
-    ///
-    /// The latency histogram `sessiond_http_request_duration_seconds` has one child per (`route`,
-    /// `method`). Every pair of the `routes` catalogue, and (`unmatched`, `GET`), is created at init
-    /// and recorded into without a lock. Any other pair (a 405 such as `PUT` on a `GET` route, or
-    /// an unknown path with a method other than `GET`) is created on first use, under a lock. Both
-    /// labels are bounded, so the family never has more than (routes + 1) × 8 children.
-    public func recordRequest(route: String?, method: String, status: Int, duration: Duration) {
-        recordRequest(routeIndex: routeIndex(of: route), method: method, status: status, duration: duration)
-    }
-
-    /// The index of a route template for ``recordRequest(routeIndex:method:status:duration:)``:
-    /// resolve each template once, then record without looking the string up on every request.
-    /// A template not given at init (or `nil`) is `unmatched`.
-    public func routeIndex(of template: String?) -> Int {
-        template.flatMap { routes[$0] } ?? routes[Self.unmatchedRoute]!
-    }
-
-    /// Same as ``recordRequest(route:method:status:duration:)`` with a route index from
-    /// ``routeIndex(of:)``. A request of the catalogue answered with its success status takes no lock.
-    public func recordRequest(routeIndex: Int, method: String, status: Int, duration: Duration) {
-        let routeIndex = routeNames.indices.contains(routeIndex) ? routeIndex : routes[Self.unmatchedRoute]!
-        let key = RequestKey(route: routeIndex, method: Self.methodIndex(method), status: min(max(status, 100), 599))
-        let index = Self.durationIndex(route: key.route, method: key.method)
-        if let success = successCounters[index], success.status == key.status {
-            success.counter.increment()
-        } else {
-            let counter = Self.child(key, in: requestCounters) {
-                Self.requestCounter(registry, route: routeNames[key.route], method: Self.methods[key.method], status: key.status)
-            }
-            counter.increment()
-        }
-        let histogram = requestDurations[index] ?? Self.child(index, in: lateRequestDurations) {
-            Self.requestDuration(registry, route: routeNames[key.route], method: Self.methods[key.method])
-        }
-        histogram.record(duration.seconds)
-    }
-
-    /// Reads the store's counts (and the process's, if enabled) into the gauges and counters.
-    /// O(shards), independent of the number of sessions; serialised, so counters never go back.
-    public func refresh() {
-        let stats = store.statistics()
+    /// Sets the gauges and counters from `stats` (and the process's own figures, if enabled).
+    /// Serialised, so counters never go back.
+    public func refresh(_ stats: SessionStatistics) {
         let status = includeProcessMetrics ? ProcessStatus.read() : nil
         last.withLock { last in
             sessionsActive.set(to: Double(stats.activeSessions))
@@ -297,15 +256,21 @@ public final class SessionMetrics: Sendable {
                     last.ended[reason] = now
                 }
             }
-            let results = [stats.validationsValid, stats.validationsUnknown, stats.validationsExpired, stats.validationsMalformed]
-            for index in results.indices { Self.advance(validations[index], from: &last.validations[index], to: results[index]) }
+            let results = [
+                stats.validationsValid, stats.validationsUnknown, stats.validationsExpired, stats.validationsMalformed,
+            ]
+            for index in results.indices {
+                Self.advance(validations[index], from: &last.validations[index], to: results[index])
+            }
             Self.advance(eventsDropped, from: &last.dropped, to: stats.droppedEvents)
-            if let status, let process { process.update(status, lastCPU: &last.cpuSeconds, startTimeSet: &last.startTimeSet) }
+            if let status, let process {
+                process.update(status, lastCPU: &last.cpuSeconds, startTimeSet: &last.startTimeSet)
+            }
         }
         for refresh in extraRefreshes.withLock({ $0 }) { refresh() }
     }
 
-    /// Runs `refresh` at every ``refresh()`` too (e.g. ``StorageMetrics/refresh()``), so that one
+    /// Runs `refresh` at every ``refresh(_:)`` too (e.g. ``StorageMetrics/refresh()``), so that one
     /// scrape reads every source.
     public func addRefresh(_ refresh: @escaping @Sendable () -> Void) {
         extraRefreshes.withLock { $0.append(refresh) }
@@ -317,11 +282,11 @@ public final class SessionMetrics: Sendable {
         last = now
     }
 
-    /// Refreshes and renders every metric as Prometheus text 0.0.4: families sorted by name, children
-    /// by labels, `NaN`/`+Inf`/`-Inf` spelled canonically, ending with a newline.
+    /// Refreshes from `stats` and renders every metric as Prometheus text 0.0.4: families sorted by
+    /// name, children by labels, `NaN`/`+Inf`/`-Inf` spelled canonically, ending with a newline.
     /// - Throws: when the registry's output cannot be normalised (nothing partial is returned).
-    public func exposition() throws -> [UInt8] {
-        refresh()
+    public func exposition(_ stats: SessionStatistics) throws -> [UInt8] {
+        refresh(stats)
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return try ExpositionNormalizer.normalize(buffer)

@@ -47,23 +47,37 @@ public final class StorageMetrics: Sendable {
     public init(storage: SessionStorage, registry: PrometheusCollectorRegistry) {
         self.storage = storage
         writes = Self.writeKinds.map {
-            registry.catalogueCounter("sessiond_storage_writes_total", "Rows written to storage by committed transactions, by kind.", [("kind", $0)])
+            registry.catalogueCounter(
+                "sessiond_storage_writes_total",
+                "Rows written to storage by committed transactions, by kind.",
+                [("kind", $0)]
+            )
         }
-        commits = registry.catalogueCounter("sessiond_storage_commits_total", "Successful storage commits (each one group of changes, one fsync).")
+        commits = registry.catalogueCounter(
+            "sessiond_storage_commits_total",
+            "Successful storage commits (each one group of changes, one fsync)."
+        )
         var errors: [StorageError.Code: Counter] = [:]
         for code in Self.errorCodes {
-            errors[code] = registry.catalogueCounter("sessiond_storage_errors_total", "Failed storage commits, by error.", [("error", code.rawValue)])
+            errors[code] = registry.catalogueCounter(
+                "sessiond_storage_errors_total",
+                "Failed storage commits, by error.",
+                [("error", code.rawValue)]
+            )
         }
         self.errors = errors
         batchSize = registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(
-                metricName: "sessiond_storage_commit_batch_size", unitName: "", helpText: "Changes per storage commit."
+                metricName: "sessiond_storage_commit_batch_size",
+                unitName: "",
+                helpText: "Changes per storage commit."
             ),
             buckets: Self.batchSizeBuckets
         )
         commitDuration = registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(
-                metricName: "sessiond_storage_commit_duration_seconds", unitName: "",
+                metricName: "sessiond_storage_commit_duration_seconds",
+                unitName: "",
                 helpText: "Time to write and commit one group of changes, fsync included."
             ),
             buckets: Self.commitDurationBuckets
@@ -73,14 +87,28 @@ public final class StorageMetrics: Sendable {
             "sessiond_storage_uncommitted_age_seconds",
             "Age of the oldest change recorded but not yet committed, 0 when all are committed; grows while commits fail or hang."
         )
-        writable = registry.catalogueGauge("sessiond_storage_writable", "1 when storage accepts writes, 0 while commits fail (disk full, I/O error).")
-        fileBytes = registry.catalogueGauge("sessiond_storage_file_bytes", "Size of the database file and its write-ahead log.")
-        replayDuration = registry.catalogueGauge("sessiond_storage_replay_duration_seconds", "Time the startup replay of storage took.")
+        writable = registry.catalogueGauge(
+            "sessiond_storage_writable",
+            "1 when storage accepts writes, 0 while commits fail (disk full, I/O error)."
+        )
+        fileBytes = registry.catalogueGauge(
+            "sessiond_storage_file_bytes",
+            "Size of the database file and its write-ahead log."
+        )
+        replayDuration = registry.catalogueGauge(
+            "sessiond_storage_replay_duration_seconds",
+            "Time the startup replay of storage took."
+        )
         replayed = ["expired", "restored", "skipped"].map {
-            registry.catalogueGauge("sessiond_storage_replayed_sessions", "Sessions found in storage at startup, by outcome.", [("outcome", $0)])
+            registry.catalogueGauge(
+                "sessiond_storage_replayed_sessions",
+                "Sessions found in storage at startup, by outcome.",
+                [("outcome", $0)]
+            )
         }
         let info = registry.catalogueGauge(
-            "sessiond_storage_info", "A metric with a constant '1' value labeled by the storage durability mode.",
+            "sessiond_storage_info",
+            "A metric with a constant '1' value labeled by the storage durability mode.",
             [("durability", storage.configuration.durability.rawValue)]
         )
         info.set(to: 1)

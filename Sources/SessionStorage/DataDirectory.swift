@@ -22,7 +22,10 @@ final class DataDirectory: Sendable {
         var info = stat()
         if stat(path, &info) != 0 {
             guard errno == ENOENT else {
-                throw StorageError(code: .directoryNotWritable, message: "cannot inspect data directory \(path): \(Self.describe(errno))")
+                throw StorageError(
+                    code: .directoryNotWritable,
+                    message: "cannot inspect data directory \(path): \(Self.describe(errno))"
+                )
             }
             guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
                 let reason = errno
@@ -45,7 +48,10 @@ final class DataDirectory: Sendable {
         let lockPath = path + "/sessiond.lock"
         let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw StorageError(code: .directoryNotWritable, message: "cannot create \(lockPath): \(Self.describe(errno))")
+            throw StorageError(
+                code: .directoryNotWritable,
+                message: "cannot create \(lockPath): \(Self.describe(errno))"
+            )
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno

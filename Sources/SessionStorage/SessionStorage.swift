@@ -30,27 +30,27 @@ public final class SessionStorage: SessionJournal, Sendable {
     /// The database file.
     public let path: String
 
-    private let directory: DataDirectory
-    private let table: SessionTable
-    private let queue = CommitQueue()
-    private let logger: Logger
+    let directory: DataDirectory
+    let table: SessionTable
+    let queue = CommitQueue()
+    let logger: Logger
     /// A bare optional closure in a `Mutex` gets re-wrapped in a reabstraction thunk at every
     /// `withLock { $0 }` (a chain that grows with each commit); a struct around it does not.
-    private struct CommitObserver {
+    struct CommitObserver {
         let call: @Sendable (CommitReport) -> Void
     }
-    private let commitObserver = Mutex<CommitObserver?>(nil)
-    private let opening: StorageSchema.Outcome
-    private let previousShutdownWasClean: Bool
-    private let counters = Mutex(StorageStatistics())
-    private let lifecycle = Mutex(Lifecycle.opened)
-    private let writerStopped = DispatchSemaphore(value: 0)
+    let commitObserver = Mutex<CommitObserver?>(nil)
+    let opening: StorageSchema.Outcome
+    let previousShutdownWasClean: Bool
+    let counters = Mutex(StorageStatistics())
+    let lifecycle = Mutex(Lifecycle.opened)
+    let writerStopped = DispatchSemaphore(value: 0)
     /// Started with the writer; see ``WALCheckpointer``.
-    private let checkpointer = Mutex<WALCheckpointer?>(nil)
-    /// Tests: a page limit for the writer to apply before its next commit (`.some(nil)` lifts it).
-    private let requestedPageLimit = Mutex<Int64??>(nil)
+    let checkpointer = Mutex<WALCheckpointer?>(nil)
+    /// Work queued for the writer thread's database connection (see ``runOnWriter(_:)``).
+    let writerTasks = Mutex<[@Sendable (SQLiteDatabase) -> Void]>([])
 
-    private enum Lifecycle {
+    enum Lifecycle {
         case opened
         case running
         case closed
@@ -91,7 +91,10 @@ public final class SessionStorage: SessionJournal, Sendable {
             if state == .new { try database.execute("PRAGMA auto_vacuum = INCREMENTAL") }
             let mode = try Self.text(database, "PRAGMA journal_mode = WAL")
             guard mode == "wal" else {
-                throw StorageError(code: .ioError, message: "\(path): cannot switch to WAL mode (journal mode is \(mode))")
+                throw StorageError(
+                    code: .ioError,
+                    message: "\(path): cannot switch to WAL mode (journal mode is \(mode))"
+                )
             }
             try database.execute("PRAGMA synchronous = \(configuration.durability == .fsync ? "FULL" : "NORMAL")")
             try database.execute("PRAGMA journal_size_limit = 67108864")
@@ -118,62 +121,6 @@ public final class SessionStorage: SessionJournal, Sendable {
         let statement = try database.prepare(sql)
         defer { statement.finalize() }
         return try statement.step() ? statement.text(0) : ""
-    }
-
-    // MARK: Replay
-
-    /// Reads every stored session back into `store` (call once, before ``start()`` and before
-    /// serving): live ones are restored with their remaining deadlines, those whose deadline passed
-    /// while the service was down are ended (counted once, by reason) and deleted from the file.
-    ///
-    /// - Parameters:
-    ///   - store: an empty store without a journal.
-    ///   - batchSize: rows per restore call.
-    ///   - progress: called with the number of rows read so far, every `batchSize` rows.
-    public func replay(
-        into store: SessionStore,
-        batchSize: Int = 8192,
-        progress: ((Int) -> Void)? = nil
-    ) throws(StorageError) -> ReplayReport {
-        let start = ContinuousClock.now
-        // Reading (this thread) and restoring (up to two batches at once) overlap.
-        let restorers = DispatchQueue(label: "sessiond.storage.replay", attributes: .concurrent)
-        let slots = DispatchSemaphore(value: 2)
-        let group = DispatchGroup()
-        let merged = RestoreAccumulator()
-        var read = 0
-        let undecodable: Int
-        do {
-            defer { group.wait() }
-            undecodable = try table.readAll(batchSize: max(1, batchSize)) { records in
-                slots.wait()
-                restorers.async(group: group) {
-                    merged.add(store.restore(records))
-                    slots.signal()
-                }
-                read += records.count
-                progress?(read)
-            }
-        }
-        let restore = merged.total
-        do {
-            try table.delete(restore.expiredRecords)
-        } catch {
-            throw StorageError.sqlite(error, path: path, action: "deleting expired sessions after replay")
-        }
-        var report = ReplayReport()
-        report.restored = restore.restored
-        report.expired = restore.expired
-        report.skipped = restore.skipped + undecodable
-        report.duration = ContinuousClock.now - start
-        report.previousShutdownWasClean = previousShutdownWasClean
-        report.migratedFromVersion = opening.migratedFrom
-        report.createdFile = opening.createdFile
-        counters.withLock { $0.replay = report }
-        if report.skipped > 0 {
-            logger.warning("replay skipped rows it could not restore", metadata: ["skipped": "\(report.skipped)"])
-        }
-        return report
     }
 
     // MARK: Writing
@@ -210,9 +157,6 @@ public final class SessionStorage: SessionJournal, Sendable {
         }
     }
 
-    /// Tests: checkpoints completed by the checkpointer thread.
-    var checkpointsForTesting: Int { checkpointer.withLock { $0?.checkpoints ?? 0 } }
-
     /// ``SessionJournal``: queues the change for the next commit.
     public func record(_ change: SessionChange) { queue.record(change) }
 
@@ -228,7 +172,9 @@ public final class SessionStorage: SessionJournal, Sendable {
     }
 
     /// `false` while the last commit failed; writes should be refused until it turns `true`.
-    public var isWritable: Bool { queue.failure == nil && lifecycle.withLock { if case .closed = $0 { false } else { true } } }
+    public var isWritable: Bool {
+        queue.failure == nil && lifecycle.withLock { if case .closed = $0 { false } else { true } }
+    }
 
     /// The error of the last failed commit, while no commit has succeeded since.
     public var lastError: StorageError? { queue.failure }
@@ -257,14 +203,13 @@ public final class SessionStorage: SessionJournal, Sendable {
     @discardableResult
     public func close() -> Int { close(markingClean: true) }
 
-    /// Tests: stops like a crash would leave the file (no clean-shutdown mark).
-    func simulateCrashForTesting() { _ = close(markingClean: false) }
+    /// Runs `task` on the writer thread with its database connection, before its next commit (the
+    /// connection is only ever used by that thread). Tasks queued after ``close()`` never run.
+    func runOnWriter(_ task: @escaping @Sendable (SQLiteDatabase) -> Void) {
+        writerTasks.withLock { $0.append(task) }
+    }
 
-    /// Tests: lets the file grow by only `extraPages` more pages (`nil`: no limit), so that commits
-    /// fail with SQLITE_FULL exactly as on a full disk.
-    func limitFileForTesting(extraPages: Int64?) { requestedPageLimit.withLock { $0 = .some(extraPages) } }
-
-    private func close(markingClean: Bool) -> Int {
+    func close(markingClean: Bool) -> Int {
         let wasRunning = lifecycle.withLock { state -> Bool? in
             switch state {
             case .closed: return nil
@@ -302,108 +247,4 @@ public final class SessionStorage: SessionJournal, Sendable {
         logger.info("storage closed", metadata: ["file": "\(path)"])
         return lost
     }
-
-    /// Records the size of the database file and its log for ``statistics()``.
-    private func measureFileBytes() {
-        let bytes = directory.fileSize(Self.fileName) + directory.fileSize(Self.fileName + "-wal")
-        counters.withLock { $0.fileBytes = bytes }
-    }
-
-    private func runWriter() {
-        let interval = DispatchTimeInterval.milliseconds(Int(configuration.commitInterval.milliseconds))
-        let retry = DispatchTimeInterval.milliseconds(Int(configuration.retryInterval.milliseconds))
-        var lastCommit = DispatchTime.now()
-        var lastVacuum = ContinuousClock.now
-        var failingSince: ContinuousClock.Instant?
-        var failuresAtStop = 0
-        var previousBatchSize = 0
-        var batch: [SessionChange] = []
-        let gatherWindow = DispatchTimeInterval.microseconds(Int(configuration.commitGatherWindow.microseconds))
-        let gathers = configuration.durability.acknowledgesAfterCommit && configuration.commitGatherWindow > .zero
-        var lastMeasure = ContinuousClock.now
-        while true {
-            queue.waitForWork(until: lastCommit + interval)
-            // Here rather than at scrape time: on a hung file system the writer waits, not a scrape.
-            // The writer wakes at least every commit interval, so the size is at most ~1 s old.
-            if ContinuousClock.now - lastMeasure >= .seconds(1) {
-                lastMeasure = ContinuousClock.now
-                measureFileBytes()
-            }
-            if gathers, previousBatchSize > 1, failingSince == nil {
-                // Several clients are writing: let the batch grow a little, so that one transaction
-                // (and one wake-up of the waiting connections) serves more of them.
-                queue.gather(until: DispatchTime.now() + gatherWindow, target: configuration.commitGatherTarget)
-            }
-            let (last, stopping) = queue.takeBatch(into: &batch)
-            previousBatchSize = batch.count
-            lastCommit = DispatchTime.now()
-            if batch.isEmpty {
-                if stopping { return }
-                continue
-            }
-            if let limit = requestedPageLimit.withLock({ value -> Int64?? in defer { value = nil }; return value }) {
-                let pages = (try? table.database.integer("PRAGMA page_count")) ?? 0
-                _ = try? table.database.integer("PRAGMA max_page_count = \(limit.map { pages + $0 } ?? 4_294_967_294)")
-            }
-            let start = ContinuousClock.now
-            do {
-                let writes = try table.apply(batch[...])
-                let duration = ContinuousClock.now - start
-                counters.withLock { statistics in
-                    statistics.upserts += writes.upserts
-                    statistics.touches += writes.touches
-                    statistics.removes += writes.removes
-                    statistics.commits += 1
-                }
-                queue.committed(through: last)
-                commitObserver.withLock { $0 }?.call(CommitReport(changes: batch.count, duration: duration, error: nil))
-                if let since = failingSince {
-                    logger.notice(
-                        "storage is writable again",
-                        metadata: ["after_seconds": "\((ContinuousClock.now - since).components.seconds)"]
-                    )
-                    failingSince = nil
-                }
-                if ContinuousClock.now - lastVacuum > .seconds(60) {
-                    lastVacuum = ContinuousClock.now
-                    do {
-                        try table.vacuumIfMostlyFree()
-                    } catch {
-                        logger.warning("incremental vacuum failed", metadata: ["error": "\(error)"])
-                    }
-                }
-            } catch {
-                let storageError = StorageError.sqlite(error, path: path, action: "commit")
-                counters.withLock { $0.errors[storageError.code, default: 0] += 1 }
-                queue.failed(batch, through: last, error: storageError)
-                commitObserver.withLock { $0 }?.call(
-                    CommitReport(changes: batch.count, duration: ContinuousClock.now - start, error: storageError.code)
-                )
-                if failingSince == nil {
-                    failingSince = ContinuousClock.now
-                    logger.error(
-                        "storage commit failed; writes are refused until it recovers",
-                        metadata: ["error": "\(storageError)", "pending_changes": "\(batch.count)"]
-                    )
-                }
-                if stopping {
-                    failuresAtStop += 1
-                    if failuresAtStop >= 3 { return }
-                    // `pause` no longer waits once stopping; a shutdown still gives a passing failure
-                    // (a disk momentarily full) two retry intervals to clear before it drops changes.
-                    _ = DispatchSemaphore(value: 0).wait(timeout: DispatchTime.now() + retry)
-                    continue
-                }
-                queue.pause(until: DispatchTime.now() + retry)
-            }
-        }
-    }
-}
-
-/// The restore reports of batches restored concurrently during replay.
-private final class RestoreAccumulator: Sendable {
-    private let report = Mutex(SessionStore.RestoreReport())
-
-    func add(_ other: SessionStore.RestoreReport) { report.withLock { $0.merge(other) } }
-    var total: SessionStore.RestoreReport { report.withLock { $0 } }
 }

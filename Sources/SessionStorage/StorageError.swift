@@ -55,7 +55,10 @@ public struct StorageError: Error, Sendable, Hashable, CustomStringConvertible {
             )
         }
         if error.code == SQLiteError.readOnly || error.code == SQLiteError.cannotOpen {
-            return StorageError(code: .directoryNotWritable, message: "\(action) failed: cannot write \(path) (\(error))")
+            return StorageError(
+                code: .directoryNotWritable,
+                message: "\(action) failed: cannot write \(path) (\(error))"
+            )
         }
         return StorageError(code: .ioError, message: "\(action) failed on \(path): \(error)")
     }

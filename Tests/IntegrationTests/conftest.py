@@ -10,8 +10,12 @@ lands in ``workdir/data`` (``Server.data_dir``). ``Server.start()`` waits for ``
 replayed); ``start(wait_ready=False)`` only for ``/healthz``. ``stop()`` (SIGTERM) or ``kill9()`` and
 then ``start()`` again restarts the same server: same port, same data directory, a new log file.
 
-The binary comes from ``$SESSIOND_BIN`` (default ``<repo>/.build/debug/sessiond``, i.e.
-``/work/main/.build/debug/sessiond`` in the main checkout).
+The binary comes from ``$SESSIOND_BIN`` (default ``<repo>/.build/debug/sessiond``).
+
+The suite is written against the behaviour of the session backend, not one implementation of it:
+``$SESSIOND_TEST_STORAGE`` (default ``sqlite``) is the ``--storage`` every server gets unless a test
+passes its own. Tests that need a particular backend (restarts that keep sessions, the SQLite file)
+are marked ``@pytest.mark.storage("sqlite")`` and skipped under another one.
 """
 
 from __future__ import annotations
@@ -38,6 +42,19 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 OPENAPI_PATH = REPO / "openapi.yaml"
+
+
+STORAGE = os.environ.get("SESSIOND_TEST_STORAGE", "sqlite")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "storage(name): the test needs this --storage backend")
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("storage")
+    if marker is not None and marker.args[0] != STORAGE:
+        pytest.skip(f"needs --storage {marker.args[0]} (this run: {STORAGE})")
 
 
 def sessiond_bin() -> str:
@@ -299,6 +316,9 @@ class Server:
             else:
                 cmd += ["--api-token-file", str(self.token_file)]
         cmd += self.extra_args
+        chooses_storage = any(a == "--storage" or a.startswith("--storage=") for a in self.extra_args)
+        if not chooses_storage and "SESSIOND_STORAGE" not in self.extra_env:
+            cmd += ["--storage", STORAGE]
         if self._data_dir is not None:
             cmd += ["--data-dir", str(self._data_dir)]
         env.update(self.extra_env)

@@ -5,7 +5,7 @@
 # bodies matching their schemas. Bounded: ~30 examples per operation, a hard timeout per pass.
 # Installs schemathesis (4.x) into Tests/IntegrationTests/.venv-it if missing. Always stops sessiond.
 #
-# Env: SESSIOND_BIN (default .build/debug/sessiond), VENV_IT, ST_MAX_EXAMPLES (30), ST_SEED, ST_TIMEOUT (150 s).
+# Env: SESSIOND_BIN (default .build/debug/sessiond), SESSIOND_TEST_STORAGE (sqlite), VENV_IT, ST_MAX_EXAMPLES (30), ST_SEED, ST_TIMEOUT (150 s).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -50,6 +50,7 @@ BASE="http://127.0.0.1:$PORT"
 
 # --data-dir: the SQLite storage goes to the temporary directory, never ./data in the repository.
 "$BIN" --host 127.0.0.1 --port "$PORT" --api-token-file "$WORK/api-token" --data-dir "$WORK/data" \
+    --storage "${SESSIOND_TEST_STORAGE:-sqlite}" \
     >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
 PID=$!
 

@@ -654,9 +654,9 @@ def test_non_utf8_headers(server, client, seeded):
 
 
 def test_nul_and_invalid_utf8_in_paths_name_nothing(server, client, seeded):
-    """%00, and a raw NUL byte, used to cut the path short (DELETE /v1/sessions%00/x?confirm=true deleted
-    every session), and invalid UTF-8 was repaired to U+FFFD, naming a real user "\ufffd\ufffd". All are
-    now unknown paths: 404 not_found after the API token check, nothing changed."""
+    """%00 and a raw NUL byte would cut a C-string path short (DELETE /v1/sessions%00/x?confirm=true
+    would delete every session), and invalid UTF-8 repaired to U+FFFD would name a real user
+    "\ufffd\ufffd". All are unknown paths: 404 not_found after the API token check, nothing changed."""
     name = "\ufffd\ufffd"
     created = client.create(name)
     auth = b"\r\nAuthorization: Bearer " + server.api_token.encode() + b"\r\nConnection: close\r\n\r\n"

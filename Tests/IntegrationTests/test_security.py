@@ -67,14 +67,14 @@ def test_out_of_range_seconds_are_refused_not_a_crash(flag, value):
 
 
 def test_a_connection_timeout_below_a_millisecond_is_refused():
-    # It used to become 0 ms, which turns the connection timeout off.
+    # Rounded to 0 ms it would turn the connection timeout off.
     proc = run_refusal(["--host", "127.0.0.1", "--port", str(free_port()), "--storage", "memory",
                         "--connection-timeout", "0.0004"])
     assert proc.returncode == 2, proc.stderr
 
 
 def test_startup_line_names_the_metrics_listener(make_server):
-    # It used to print the port twice (http://127.0.0.1:9100:9100/metrics).
+    # The port appears once (not http://127.0.0.1:9100:9100/metrics).
     port = free_port()
     srv = make_server(args=["--metrics-address", f"127.0.0.1:{port}"])
     deadline = time.monotonic() + 5

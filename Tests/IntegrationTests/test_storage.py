@@ -8,7 +8,8 @@ reads keep working, and writes work again when space returns; the token never re
 ``--storage memory`` keeps nothing.
 
 Files are read with Python's sqlite3 in read-only mode (``mode=ro``) so that reading never checkpoints
-or otherwise changes what sessiond left behind.
+or otherwise changes what sessiond left behind. The module is about the SQLite backend: a run of the
+suite against another backend (``SESSIOND_TEST_STORAGE``) skips it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from conftest import (
     parse_time,
     validate_response,
 )
+
+pytestmark = pytest.mark.storage("sqlite")
 
 APPLICATION_ID = 0x55534D53  # "USMS"
 SCHEMA_VERSION = 2

@@ -1,7 +1,9 @@
 import Dispatch
-import Testing
-@testable import MicroHTTP
+import HTTPTestSupport
 import Synchronization
+import Testing
+
+@testable import MicroHTTP
 
 #if canImport(Glibc)
 import Glibc
@@ -65,7 +67,7 @@ struct DeferredTestHandler: HTTPHandler {
                 hub.results.withLock { $0 += [first, second] }
             })
         default:
-            return .error(status: 404, code: "not_found", message: "No route for \(request.path).")
+            return .text("No route for \(request.path).\n", status: 404)
         }
     }
 }
@@ -118,7 +120,10 @@ extension ServerTests {
             #expect(response.status == 202)
             #expect(response.header("X-Sync") == "1")
             #expect(response.text == "sync answer")
-            #expect(waitUntil(timeout: 5) { hub.results.withLock { $0 } == [true, false] }, "\(hub.results.withLock { $0 })")
+            #expect(
+                waitUntil(timeout: 5) { hub.results.withLock { $0 } == [true, false] },
+                "\(hub.results.withLock { $0 })"
+            )
             // Nothing else was written on the connection.
             #expect(try client.request("GET", "/plain").text == "plain")
         }
@@ -214,8 +219,9 @@ extension ServerTests {
 
     @Test func shutdownAnswersUnansweredDeferredRequestWith503() throws {
         let hub = ResponderHub()
+        // The 503 is rendered by the configuration's errorResponse hook.
         let server = try HTTPServer(
-            configuration: HTTPServerConfiguration(port: 0, threadCount: 2),
+            configuration: HTTPServerConfiguration(port: 0, threadCount: 2, errorResponse: jsonErrorResponse),
             handler: DeferredTestHandler(hub: hub)
         )
         let client = try TestHTTPClient(port: server.port)
@@ -328,7 +334,8 @@ extension ServerTests {
             #expect(stream.respond(HTTPResponse(stream: HTTPStreamConfiguration { writer in writer.finish() })))
             let streamResponse = try client.readResponse()
             #expect(streamResponse.status == 500)
-            #expect(streamResponse.text.hasPrefix(#"{"error":{"code":"internal_error","#))
+            #expect(streamResponse.header("Content-Type") == "text/plain; charset=utf-8")
+            #expect(streamResponse.text.hasPrefix("internal_error: "))
 
             let nested = try sendDeferred(client, id: "nested", hub: hub)
             #expect(nested.respond(HTTPResponse(deferred: { responder in responder.respond(.text("no")) })))

@@ -1,6 +1,8 @@
-import Testing
-@testable import MicroHTTP
+import HTTPTestSupport
 import Synchronization
+import Testing
+
+@testable import MicroHTTP
 
 #if canImport(Glibc)
 import Glibc
@@ -29,13 +31,18 @@ extension ServerTests {
             usleep(200_000)
             var thread = pthread_t()
             let box = Unmanaged.passRetained(writer).toOpaque()
-            pthread_create(&thread, nil, { argument in
-                let writer = Unmanaged<HTTPStreamWriter>.fromOpaque(argument!).takeRetainedValue()
-                _ = writer.write("data: one\n\n")
-                usleep(100_000)
-                _ = writer.write("data: two\n\n")
-                return nil
-            }, box)
+            pthread_create(
+                &thread,
+                nil,
+                { argument in
+                    let writer = Unmanaged<HTTPStreamWriter>.fromOpaque(argument!).takeRetainedValue()
+                    _ = writer.write("data: one\n\n")
+                    usleep(100_000)
+                    _ = writer.write("data: two\n\n")
+                    return nil
+                },
+                box
+            )
             #expect(try client.readChunk() == Array("data: one\n\n".utf8))
             #expect(try client.readChunk() == Array("data: two\n\n".utf8))
             pthread_join(thread, nil)
@@ -71,20 +78,28 @@ extension ServerTests {
             // Two writer threads, four streams each; short pauses make the readers park and resume often.
             var threads: [pthread_t] = []
             for half in 0..<2 {
-                let group = WriterGroup(writers: Array(writers[(half * 4)..<(half * 4 + 4)]), messageCount: messageCount)
+                let group = WriterGroup(
+                    writers: Array(writers[(half * 4)..<(half * 4 + 4)]),
+                    messageCount: messageCount
+                )
                 var thread = pthread_t()
-                pthread_create(&thread, nil, { argument in
-                    let group = Unmanaged<WriterGroup>.fromOpaque(argument!).takeRetainedValue()
-                    for index in 0..<group.messageCount {
-                        for writer in group.writers {
-                            while !writer.write("m\(index)\n") {
-                                usleep(100)  // pending limit reached: wait for the client
+                pthread_create(
+                    &thread,
+                    nil,
+                    { argument in
+                        let group = Unmanaged<WriterGroup>.fromOpaque(argument!).takeRetainedValue()
+                        for index in 0..<group.messageCount {
+                            for writer in group.writers {
+                                while !writer.write("m\(index)\n") {
+                                    usleep(100)  // pending limit reached: wait for the client
+                                }
                             }
+                            if index % 7 == 0 { usleep(50) }
                         }
-                        if index % 7 == 0 { usleep(50) }
-                    }
-                    return nil
-                }, Unmanaged.passRetained(group).toOpaque())
+                        return nil
+                    },
+                    Unmanaged.passRetained(group).toOpaque()
+                )
                 threads.append(thread)
             }
             let expected = Array((0..<messageCount).map { "m\($0)\n" }.joined().utf8)
@@ -144,7 +159,7 @@ extension ServerTests {
 
     @Test func aSocketThatCannotBeWatchedIsLogged() throws {
         let lines = Mutex<[String]>([])
-        let monitor = try HangupMonitor(log: { line in lines.withLock { $0.append(line) } }) { _ in }
+        let monitor = try HangupMonitor(log: { line in lines.withLock { $0.append(line) } }, onHangup: { _ in })
         defer { monitor.stop() }
         // epoll refuses regular files (EPERM).
         let file = try #require(tmpfile())

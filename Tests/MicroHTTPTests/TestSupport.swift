@@ -1,5 +1,7 @@
-@testable import MicroHTTP
+import HTTPTestSupport
 import Synchronization
+
+@testable import MicroHTTP
 
 #if canImport(Glibc)
 import Glibc
@@ -50,7 +52,9 @@ struct TestHandler: HTTPHandler {
             return .text(request.header(name) ?? "<none>")
         case "/header-bytes":
             // The byte-level lookup of a fixed name; "<none>" when absent.
-            return .text(request.withHeader("X-Token") { value in value.map { String(decoding: $0, as: UTF8.self) } ?? "<none>" })
+            return .text(
+                request.withHeader("X-Token") { value in value.map { String(decoding: $0, as: UTF8.self) } ?? "<none>" }
+            )
         case "/query":
             var lines = request.queryParameters.map { "\($0.name)=\($0.value)" }
             lines.append("lookup-a=\(request.queryParameter("a") ?? "<nil>")")
@@ -70,7 +74,11 @@ struct TestHandler: HTTPHandler {
         case "/bad-status":
             return HTTPResponse(status: 42, body: Array("never sent".utf8))
         case "/bad-header":
-            return HTTPResponse(status: 200, headers: [("Content-Length", "999"), ("X-Fine", "yes")], body: Array("ok".utf8))
+            return HTTPResponse(
+                status: 200,
+                headers: [("Content-Length", "999"), ("X-Fine", "yes")],
+                body: Array("ok".utf8)
+            )
         case "/slow":
             usleep(600_000)
             return .text("slow done")
@@ -86,9 +94,15 @@ struct TestHandler: HTTPHandler {
         case let path where path.hasPrefix("/path/"):
             return .text(request.pathIsValidUTF8 ? path : "invalid: \(path)")
         default:
-            return .error(status: 404, code: "not_found", message: "No route for \(request.path).")
+            return .text("No route for \(request.path).\n", status: 404)
         }
     }
+}
+
+/// An ``HTTPServerConfiguration/errorResponse`` hook that renders the server's own errors as
+/// `{"error":{"code":…,"message":…}}`, for tests that check the hook is used.
+let jsonErrorResponse: @Sendable (HTTPServerError) -> HTTPResponse = { error in
+    .json(Array(#"{"error":{"code":"\#(error.code)","message":"\#(error.message)"}}"#.utf8), status: error.status)
 }
 
 /// Runs `body` against a fresh server on 127.0.0.1 and an ephemeral port, then shuts it down.
@@ -116,7 +130,7 @@ func gunzip(_ bytes: [UInt8]) throws -> [UInt8] {
     posix_spawn_file_actions_addclose(&actions, output[0])
     var pid: pid_t = 0
     let arguments: [UnsafeMutablePointer<CChar>?] = [strdup("gzip"), strdup("-dc"), nil]
-    defer { arguments.forEach { free($0) } }
+    defer { for argument in arguments { free(argument) } }
     let spawned = posix_spawnp(&pid, "gzip", &actions, nil, arguments, environ)
     close(input[0])
     close(output[1])

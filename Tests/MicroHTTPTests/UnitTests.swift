@@ -1,4 +1,6 @@
+import HTTPTestSupport
 import Testing
+
 @testable import MicroHTTP
 
 struct AcceptEncodingTests {
@@ -55,18 +57,17 @@ struct GzipTests {
     }
 }
 
-struct HTTPResponseTests {
-    @Test func errorBodyIsEscapedJSON() throws {
-        let response = HTTPResponse.error(status: 400, code: "bad_input", message: "quote \" backslash \\ newline \n tab \t \u{01}")
-        #expect(response.status == 400)
-        #expect(response.headers.first { $0.name == "Content-Type" }?.value == "application/json; charset=utf-8")
+struct HTTPServerErrorTests {
+    @Test func theDefaultRenderingIsPlainTextWithTheErrorsStatus() throws {
+        let response = HTTPServerError.plainTextResponse(.bodyTooLarge(limit: 1000))
+        #expect(response.status == 413)
+        #expect(response.headers.first { $0.name == "Content-Type" }?.value == "text/plain; charset=utf-8")
         guard case .bytes(let body) = response.body else {
             Issue.record("expected bytes")
             return
         }
-        #expect(
-            String(decoding: body, as: UTF8.self)
-                == #"{"error":{"code":"bad_input","message":"quote \" backslash \\ newline \n tab \t \u0001"}}"#
-        )
+        #expect(String(decoding: body, as: UTF8.self) == "body_too_large: The request body exceeds 1000 bytes.\n")
+        #expect(HTTPServerError.shuttingDown.status == 503)
+        #expect(HTTPServerError.internalError("x").status == 500)
     }
 }

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import SessionCore
 
 #if canImport(Glibc)
@@ -27,7 +28,9 @@ struct ConcurrencyStressTests {
                     for step in 0..<iterations {
                         let roll = Int.random(in: 0..<100, using: &random)
                         if roll < 30 || mine.isEmpty {
-                            if let created = try? store.create(username: "user\(Int.random(in: 0..<50, using: &random))") {
+                            if let created = try? store.create(
+                                username: "user\(Int.random(in: 0..<50, using: &random))"
+                            ) {
                                 mine.append(created.token.rawValue)
                             }
                         } else {
@@ -37,7 +40,9 @@ struct ConcurrencyStressTests {
                             case 30..<60: _ = store.validate(token: token)
                             case 60..<70: _ = store.validate(token: token, refresh: false)
                             case 70..<75:
-                                if let rotated = try? store.rotate(token: token) { mine[index] = rotated.token.rawValue }
+                                if let rotated = try? store.rotate(token: token) {
+                                    mine[index] = rotated.token.rawValue
+                                }
                             case 75..<82: _ = try? store.setData(token: token, data: Array("{\"n\":\(step)}".utf8))
                             case 82..<90:
                                 _ = try? store.logout(token: token)
@@ -90,8 +95,8 @@ struct ConcurrencyStressTests {
     /// other login has just created. Every session's `created` must still reach observers before its
     /// `ended`. An observer that dawdles over `ended` events (as a subscriber fan-out may) holds a
     /// login between publishing its eviction and publishing its `created`: the other login ends the
-    /// new session meanwhile, and its `ended` must wait for that `created` (before the fix, 733 of
-    /// 999 sessions were reported ended before they were created).
+    /// new session meanwhile, and its `ended` must wait for that `created` (without that wait, most
+    /// sessions are reported ended before they are created).
     @Test func createdComesBeforeEndedWhenConcurrentLoginsEvict() async throws {
         let harness = Harness(.init(maxSessionsPerUser: 1, sessionLimitPolicy: .evictOldest))
         harness.store.events.addObserver { event in

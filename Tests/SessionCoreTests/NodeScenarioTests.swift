@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SessionCore
 
 /// The Node library's own test scenario, translated: two users log in, one logs out, a 2-second

@@ -23,8 +23,14 @@ struct RestoreCollisionTests {
 
     private static func record(_ token: SessionToken, id: SessionID, username: String, now: Int64) -> SessionRecord {
         SessionRecord(
-            id: id, tokenHash: TokenHash(of: token), username: username, createdAt: now - 1000,
-            lastSeenAt: now - 1000, expiresAt: now + 3_600_000, idleTimeout: 600_000, data: Array(#"{"u":"\#(username)"}"#.utf8)
+            id: id,
+            tokenHash: TokenHash(of: token),
+            username: username,
+            createdAt: now - 1000,
+            lastSeenAt: now - 1000,
+            expiresAt: now + 3_600_000,
+            idleTimeout: 600_000,
+            data: Array(#"{"u":"\#(username)"}"#.utf8)
         )
     }
 
@@ -75,8 +81,18 @@ struct RestoreCollisionTests {
             Self.record(first, id: firstID, username: "ada", now: now),
             Self.record(second, id: secondID, username: "bob", now: now),
             // The same token or id twice is still refused.
-            Self.record(first, id: try #require([UInt8](repeating: 0, count: 16).withUnsafeBytes { SessionID(bytes: $0) }), username: "eve", now: now),
-            Self.record(SessionToken(rawValue: "usm_" + String(repeating: "Q", count: 43)), id: secondID, username: "eve", now: now),
+            Self.record(
+                first,
+                id: try #require([UInt8](repeating: 0, count: 16).withUnsafeBytes { SessionID(bytes: $0) }),
+                username: "eve",
+                now: now
+            ),
+            Self.record(
+                SessionToken(rawValue: "usm_" + String(repeating: "Q", count: 43)),
+                id: secondID,
+                username: "eve",
+                now: now
+            ),
         ])
         #expect(report.restored == 2)
         #expect(report.skipped == 2)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SessionCore
 
 struct SessionLifecycleTests {
@@ -53,7 +54,9 @@ struct SessionLifecycleTests {
         let harness = Harness(.init(idleTimeout: .seconds(100), maxLifetime: .seconds(1000)))
         let short = try harness.store.create(username: "ada", idleTimeout: .seconds(2), maxLifetime: .seconds(50))
         #expect(short.session.idleTimeout == .seconds(2))
-        #expect(short.session.expiresAt.millisecondsSinceEpoch == short.session.createdAt.millisecondsSinceEpoch + 50_000)
+        #expect(
+            short.session.expiresAt.millisecondsSinceEpoch == short.session.createdAt.millisecondsSinceEpoch + 50_000
+        )
         let normal = try harness.store.create(username: "ada")
         harness.advance(seconds: 2)
         #expect(harness.store.validate(token: short.token.rawValue) == .expired(.idleTimeout))
@@ -104,7 +107,9 @@ struct SessionLifecycleTests {
         #expect(harness.store.statistics().activeSessions == 1)
     }
 
-    @Test(arguments: ["", String(repeating: "a", count: 257), "line\nbreak", "nul\u{0}", "del\u{7F}", "c1\u{85}control"])
+    @Test(arguments: [
+        "", String(repeating: "a", count: 257), "line\nbreak", "nul\u{0}", "del\u{7F}", "c1\u{85}control",
+    ])
     func invalidUsernamesAreRefused(username: String) {
         let harness = Harness()
         #expect(throws: SessionError.self) { try harness.store.create(username: username) }
@@ -125,7 +130,10 @@ struct SessionLifecycleTests {
         for scalar in scalars {
             let isControl = scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
             for text in [String(scalar), "a\(scalar)b", "é\(scalar)"] {
-                #expect(SessionStore.containsControlCharacter(text) == isControl, "U+\(String(scalar.value, radix: 16))")
+                #expect(
+                    SessionStore.containsControlCharacter(text) == isControl,
+                    "U+\(String(scalar.value, radix: 16))"
+                )
             }
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SessionCore
 
 #if canImport(Glibc)
@@ -39,11 +40,16 @@ struct SessionTokenTests {
         let vectors: [(String, String)] = [
             ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
             ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-            ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+            ),
         ]
         for (text, hex) in vectors {
             let hash = Array(text.utf8).withUnsafeBytes { TokenHash(sha256Of: $0) }
-            let digest = hash.withUnsafeBytes { $0.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined() }
+            let digest = hash.withUnsafeBytes {
+                $0.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+            }
             #expect(digest == hex)
         }
         var generator = SystemRandomNumberGenerator()
@@ -80,7 +86,8 @@ struct SessionTokenTests {
         let harness = Harness()
         let created = try harness.store.create(username: "ada")
         var token = created.token.rawValue
-        guard case .valid(let session) = token.withUTF8({ harness.store.validate(tokenUTF8: $0, refresh: false) }) else {
+        guard case .valid(let session) = token.withUTF8({ harness.store.validate(tokenUTF8: $0, refresh: false) })
+        else {
             Issue.record("a valid token read as bytes did not validate")
             return
         }
@@ -110,7 +117,8 @@ struct SessionTokenTests {
     @Test func rfc3339AgreesWithGmtime() {
         var generator = SystemRandomNumberGenerator()
         // 1900 to 2400, plus the edges of days and of the epoch.
-        let samples = (0..<20_000).map { _ in Int64.random(in: -2_208_988_800_000...13_569_465_600_000, using: &generator) }
+        let samples =
+            (0..<20_000).map { _ in Int64.random(in: -2_208_988_800_000...13_569_465_600_000, using: &generator) }
             + [-86_400_000, -86_399_999, -1, 0, 1, 86_399_999, 86_400_000, 253_402_300_799_999]
         for milliseconds in samples {
             var seconds = time_t(milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000)
@@ -121,7 +129,8 @@ struct SessionTokenTests {
                 let digits = String(value)
                 return String(repeating: "0", count: max(0, width - digits.count)) + digits
             }
-            let expected = padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
+            let expected =
+                padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
                 + "T" + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2)
                 + "." + padded(fraction, 3) + "Z"
             #expect(SessionTimestamp(millisecondsSinceEpoch: milliseconds).rfc3339 == expected, "\(milliseconds)")
@@ -151,7 +160,9 @@ struct CompactIndexTests {
                 #expect(removed == (model.removeValue(forKey: key) != nil))
             } else {
                 // Few distinct high bits so probe runs collide and wrap.
-                let word = UInt64.random(in: 0...UInt64(4096), using: &random) << 32 | UInt64.random(in: 0...255, using: &random)
+                let word =
+                    UInt64.random(in: 0...UInt64(4096), using: &random) << 32
+                    | UInt64.random(in: 0...255, using: &random)
                 let value = UInt32.random(in: 1..<UInt32.max, using: &random)
                 let key = UInt32(truncatingIfNeeded: word >> 32)
                 let inserted = index.insert(word, value: value)
@@ -174,7 +185,9 @@ struct CompactIndexTests {
         var random = SystemRandomNumberGenerator()
         for _ in 0..<20_000 {
             // 64 distinct high halves: most keys share theirs with others.
-            let word = UInt64.random(in: 0..<64, using: &random) << 32 | UInt64.random(in: 0...UInt64(UInt32.max), using: &random)
+            let word =
+                UInt64.random(in: 0..<64, using: &random) << 32
+                | UInt64.random(in: 0...UInt64(UInt32.max), using: &random)
             guard model[word] == nil else { continue }
             let value = UInt32.random(in: 0..<UInt32.max, using: &random)
             let inserted = index.insertSharingKey(word, value: value)

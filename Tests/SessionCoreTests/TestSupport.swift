@@ -1,4 +1,5 @@
 import Synchronization
+
 @testable import SessionCore
 
 /// A store on a manual clock, and a recorder of every event it publishes.

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import SessionCore
 
 struct UserIndexTests {
@@ -56,7 +57,11 @@ struct UserIndexTests {
             users += page.items
             cursor = page.nextCursor
         } while cursor != nil
-        #expect(Set(users) == [LoggedInUser(username: "ada", sessionCount: 3), LoggedInUser(username: "bob", sessionCount: 1)])
+        #expect(
+            Set(users) == [
+                LoggedInUser(username: "ada", sessionCount: 3), LoggedInUser(username: "bob", sessionCount: 1),
+            ]
+        )
         #expect(harness.store.statistics().realtimeUsers == 2)
     }
 
@@ -157,8 +162,8 @@ struct UserIndexTests {
     }
 }
 
-/// Regressions found in review.
-struct ReviewRegressionTests {
+/// Edge cases of the user index under the per-user cap and the users-seen window.
+struct UserIndexEdgeCaseTests {
     /// With a cap of one, re-login after the user's last sighting left the 15-minute window evicted
     /// the only session and freed the user record the new session was then linked into.
     @Test func evictingTheLastSessionKeepsTheUserRecord() throws {

@@ -2,6 +2,7 @@ import Prometheus
 import SessionCore
 import Synchronization
 import Testing
+
 @testable import SessionMetrics
 
 /// A parsed exposition: families with their TYPE and samples, for structural checks.
@@ -27,7 +28,10 @@ struct ParsedExposition {
                 let series = String(line[..<space])
                 let name = String(series.prefix { $0 != "{" })
                 let family = try #require(current, "sample before TYPE")
-                #expect(name == family || [family + "_bucket", family + "_sum", family + "_count"].contains(name), "\(name) in \(family)")
+                #expect(
+                    name == family || [family + "_bucket", family + "_sum", family + "_count"].contains(name),
+                    "\(name) in \(family)"
+                )
                 samples.append((series, String(line[line.index(after: space)...])))
             }
         }
@@ -42,7 +46,7 @@ struct ExpositionTests {
     static func makeMetrics(clock: ManualSessionClock = ManualSessionClock()) -> (SessionStore, SessionMetrics) {
         let store = SessionStore(configuration: .init(idleTimeout: .seconds(10)), clock: clock)
         let metrics = SessionMetrics(
-            store: store,
+            events: store.events,
             build: BuildInfo(version: "1.2.3", revision: "abc123", swiftVersion: "6.3.1"),
             routes: [("/v1/session", [("GET", 200), ("DELETE", 204)]), ("/v1/sessions", [("POST", 201)])],
             includeProcessMetrics: false
@@ -64,7 +68,7 @@ struct ExpositionTests {
         _ = store.validate(token: tokens[5])
         clock.advance(by: .seconds(5))  // tokens[3] and tokens[6] idle past 10 s
         store.reapExpired()
-        let parsed = try ParsedExposition(String(decoding: try metrics.exposition(), as: UTF8.self))
+        let parsed = try ParsedExposition(String(decoding: try metrics.exposition(store.statistics()), as: UTF8.self))
         #expect(parsed.value("sessiond_sessions_created_total") == 7)
         #expect(parsed.value(#"sessiond_sessions_ended_total{reason="logout"}"#) == 3)
         #expect(parsed.value(#"sessiond_sessions_ended_total{reason="idle_timeout"}"#) == 2)
@@ -79,11 +83,12 @@ struct ExpositionTests {
         #expect(parsed.value(#"sessiond_session_validations_total{result="unknown"}"#) == 1)
         #expect(parsed.value("sessiond_session_duration_seconds_count") == 5)
         #expect(parsed.value(#"sessiond_session_duration_seconds_bucket{le="1.0"}"#) == 3)
-        #expect(parsed.value(#"sessiond_session_duration_seconds_bucket{le="10.0"}"#) == 5)  // idle expiries end at exactly 10 s
+        // Idle expiries end at exactly 10 s.
+        #expect(parsed.value(#"sessiond_session_duration_seconds_bucket{le="10.0"}"#) == 5)
         #expect(parsed.value(#"sessiond_session_duration_seconds_bucket{le="60.0"}"#) == 5)
         #expect(parsed.value(#"sessiond_build_info{revision="abc123",swift_version="6.3.1",version="1.2.3"}"#) == 1)
         // A second scrape with no activity does not move counters.
-        let again = try ParsedExposition(String(decoding: try metrics.exposition(), as: UTF8.self))
+        let again = try ParsedExposition(String(decoding: try metrics.exposition(store.statistics()), as: UTF8.self))
         #expect(again.value("sessiond_sessions_created_total") == 7)
     }
 
@@ -92,7 +97,7 @@ struct ExpositionTests {
         _ = try store.create(username: "ada")
         metrics.recordRequest(route: "/v1/session", method: "GET", status: 401, duration: .microseconds(80))
         metrics.recordRequest(route: "/nope/raw/path", method: "BREW", status: 404, duration: .microseconds(30))
-        let bytes = try metrics.exposition()
+        let bytes = try metrics.exposition(store.statistics())
         #expect(bytes.last == 0x0A)
         let text = String(decoding: bytes, as: UTF8.self)
         let parsed = try ParsedExposition(text)
@@ -103,18 +108,30 @@ struct ExpositionTests {
         for (family, type) in parsed.types where type == "histogram" {
             var byChild: [String: [(Double, Double)]] = [:]
             for sample in parsed.samples where sample.series.hasPrefix(family + "_bucket") {
-                let le = sample.series.firstRange(of: "le=\"").map { sample.series[$0.upperBound...].prefix { $0 != "\"" } }!
-                let child = sample.series.replacing(#"le="\#(le)""#, with: "").replacing(",}", with: "}").replacing("{}", with: "")
-                byChild[String(child.dropFirst((family + "_bucket").count)), default: []].append((le == "+Inf" ? .infinity : Double(le)!, Double(sample.value)!))
+                let le = sample.series.firstRange(of: "le=\"").map {
+                    sample.series[$0.upperBound...].prefix { $0 != "\"" }
+                }!
+                let child = sample.series.replacing(#"le="\#(le)""#, with: "").replacing(",}", with: "}").replacing(
+                    "{}",
+                    with: ""
+                )
+                byChild[String(child.dropFirst((family + "_bucket").count)), default: []].append(
+                    (le == "+Inf" ? .infinity : Double(le)!, Double(sample.value)!)
+                )
             }
             for child in byChild.keys {
                 // Within a child: every bucket, then _sum, then _count.
                 let lines = parsed.samples.indices.filter { index in
                     let series = parsed.samples[index].series
                     return series == family + "_sum" + child || series == family + "_count" + child
-                        || (series.hasPrefix(family + "_bucket") && series.replacing(/,?le="[^"]*"/, with: "").replacing("{}", with: "") == family + "_bucket" + child)
+                        || (series.hasPrefix(family + "_bucket")
+                            && series.replacing(/,?le="[^"]*"/, with: "").replacing("{}", with: "") == family
+                                + "_bucket" + child)
                 }
-                let kinds = lines.map { parsed.samples[$0].series.hasPrefix(family + "_bucket") ? 0 : parsed.samples[$0].series.hasPrefix(family + "_sum") ? 1 : 2 }
+                let kinds = lines.map {
+                    parsed.samples[$0].series.hasPrefix(family + "_bucket")
+                        ? 0 : parsed.samples[$0].series.hasPrefix(family + "_sum") ? 1 : 2
+                }
                 #expect(kinds == kinds.sorted() && kinds.suffix(2) == [1, 2], "\(family)\(child) line order")
                 #expect(lines == Array((lines.first ?? 0)...(lines.last ?? 0)), "\(family)\(child) lines contiguous")
             }
@@ -132,12 +149,18 @@ struct ExpositionTests {
     }
 
     @Test func specialValuesAreSpelledCanonically() throws {
-        let (_, metrics) = Self.makeMetrics()
+        let (store, metrics) = Self.makeMetrics()
         let negativeNaN = -Double.nan
-        metrics.registry.makeGauge(descriptor: .init(metricName: "test_nan", unitName: "", helpText: "x")).set(to: negativeNaN)
-        metrics.registry.makeGauge(descriptor: .init(metricName: "test_inf", unitName: "", helpText: "x")).set(to: .infinity)
-        metrics.registry.makeGauge(descriptor: .init(metricName: "test_ninf", unitName: "", helpText: "x")).set(to: -.infinity)
-        let text = String(decoding: try metrics.exposition(), as: UTF8.self)
+        metrics.registry.makeGauge(descriptor: .init(metricName: "test_nan", unitName: "", helpText: "x")).set(
+            to: negativeNaN
+        )
+        metrics.registry.makeGauge(descriptor: .init(metricName: "test_inf", unitName: "", helpText: "x")).set(
+            to: .infinity
+        )
+        metrics.registry.makeGauge(descriptor: .init(metricName: "test_ninf", unitName: "", helpText: "x")).set(
+            to: -.infinity
+        )
+        let text = String(decoding: try metrics.exposition(store.statistics()), as: UTF8.self)
         #expect(text.contains("test_nan NaN\n"))
         #expect(text.contains("test_inf +Inf\n"))
         #expect(text.contains("test_ninf -Inf\n"))
@@ -147,7 +170,7 @@ struct ExpositionTests {
     @Test func goldenExposition() throws {
         let (store, metrics) = Self.makeMetrics()
         _ = try store.create(username: "ada")
-        let text = String(decoding: try metrics.exposition(), as: UTF8.self)
+        let text = String(decoding: try metrics.exposition(store.statistics()), as: UTF8.self)
         let path = "/" + ProcessStatusTests.fixtures + "/Fixtures/golden.prom"
         if getenv("UPDATE_GOLDEN") != nil {
             let file = fopen(path, "w")
@@ -161,8 +184,18 @@ struct ExpositionTests {
     @Test func registeringTwiceOnOneRegistryDoesNotCrash() {
         let registry = PrometheusCollectorRegistry()
         let store = SessionStore(clock: ManualSessionClock())
-        _ = SessionMetrics(store: store, registry: registry, routes: [("/v1/session", [("GET", 200)])], includeProcessMetrics: true)
-        _ = SessionMetrics(store: store, registry: registry, routes: [("/v1/session", [("GET", 200)])], includeProcessMetrics: true)
+        _ = SessionMetrics(
+            events: store.events,
+            registry: registry,
+            routes: [("/v1/session", [("GET", 200)])],
+            includeProcessMetrics: true
+        )
+        _ = SessionMetrics(
+            events: store.events,
+            registry: registry,
+            routes: [("/v1/session", [("GET", 200)])],
+            includeProcessMetrics: true
+        )
     }
 
     @Test func countersEqualOperationsAfterAMultiThreadedRun() async throws {
@@ -175,29 +208,36 @@ struct ExpositionTests {
                             _ = store.validate(token: created.token.rawValue)
                             if index % 2 == 0 { _ = try? store.logout(token: created.token.rawValue) }
                         }
-                        metrics.recordRequest(route: "/v1/sessions", method: "POST", status: 201, duration: .microseconds(10))
-                        if index % 50 == 0 { metrics.refresh() }
+                        metrics.recordRequest(
+                            route: "/v1/sessions",
+                            method: "POST",
+                            status: 201,
+                            duration: .microseconds(10)
+                        )
+                        if index % 50 == 0 { metrics.refresh(store.statistics()) }
                     }
                 }
             }
         }
-        let parsed = try ParsedExposition(String(decoding: try metrics.exposition(), as: UTF8.self))
+        let parsed = try ParsedExposition(String(decoding: try metrics.exposition(store.statistics()), as: UTF8.self))
         #expect(parsed.value("sessiond_sessions_created_total") == 2000)
         #expect(parsed.value(#"sessiond_sessions_ended_total{reason="logout"}"#) == 1000)
         #expect(parsed.value(#"sessiond_session_validations_total{result="valid"}"#) == 2000)
         #expect(parsed.value("sessiond_sessions_active") == 1000)
         #expect(parsed.value(#"sessiond_http_requests_total{code="201",method="POST",route="/v1/sessions"}"#) == 2000)
-        #expect(parsed.value(#"sessiond_http_request_duration_seconds_count{method="POST",route="/v1/sessions"}"#) == 2000)
+        #expect(
+            parsed.value(#"sessiond_http_request_duration_seconds_count{method="POST",route="/v1/sessions"}"#) == 2000
+        )
     }
 
     @Test func latencyHasOneChildPerRouteAndMethod() throws {
-        let (_, metrics) = Self.makeMetrics()
+        let (store, metrics) = Self.makeMetrics()
         metrics.recordRequest(route: "/v1/session", method: "GET", status: 200, duration: .microseconds(80))
         metrics.recordRequest(route: "/v1/session", method: "GET", status: 401, duration: .microseconds(90))
         metrics.recordRequest(route: "/v1/session", method: "DELETE", status: 204, duration: .milliseconds(12))
         metrics.recordRequest(route: "/v1/session", method: "PUT", status: 405, duration: .microseconds(20))
         metrics.recordRequest(route: "/nope/raw/path", method: "BREW", status: 404, duration: .microseconds(30))
-        let parsed = try ParsedExposition(String(decoding: try metrics.exposition(), as: UTF8.self))
+        let parsed = try ParsedExposition(String(decoding: try metrics.exposition(store.statistics()), as: UTF8.self))
         func value(_ sample: String, _ labels: String) -> Double? {
             parsed.value("sessiond_http_request_duration_seconds_\(sample){\(labels)}")
         }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SessionMetrics
 
 /// No username, id, token, IP or raw path may become a label: this scans the Swift sources, the
@@ -15,7 +16,9 @@ struct ForbiddenLabelTests {
         defer { closedir(handle) }
         var found: [String] = []
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard name != ".", name != ".." else { continue }
             let path = directory + "/" + name
             if entry.pointee.d_type == UInt8(DT_DIR) {
@@ -31,7 +34,8 @@ struct ForbiddenLabelTests {
         var scanned = 0
         var offenders: [String] = []
         let sources = Self.files(under: Self.repository + "/Sources", suffixes: [".swift"])
-        let monitoring = Self.files(under: Self.repository + "/prometheus", suffixes: [".yml", ".yaml"])
+        let monitoring =
+            Self.files(under: Self.repository + "/prometheus", suffixes: [".yml", ".yaml"])
             + Self.files(under: Self.repository + "/dashboards", suffixes: [".json"])
         #expect(sources.count > 10)
         for path in sources + monitoring {
@@ -39,7 +43,9 @@ struct ForbiddenLabelTests {
             scanned += 1
             for label in Self.forbidden {
                 // Swift label tuples ("name", value), PromQL/exposition selectors name="…", by/without clauses.
-                let patterns = ["(\"\(label)\", ", "{\(label)=", ",\(label)=", ", \(label)=", "by (\(label))", "by (\(label),"]
+                let patterns = [
+                    "(\"\(label)\", ", "{\(label)=", ",\(label)=", ", \(label)=", "by (\(label))", "by (\(label),",
+                ]
                 for pattern in patterns where text.contains(pattern) { offenders.append("\(path): \(pattern)") }
             }
         }

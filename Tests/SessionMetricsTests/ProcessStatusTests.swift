@@ -1,5 +1,6 @@
 import Prometheus
 import Testing
+
 @testable import SessionMetrics
 
 struct ProcessStatusTests {
@@ -63,7 +64,14 @@ struct ProcessStatusTests {
         #expect(ProcessStatus.parseStat("no parenthesis here") == nil)
         #expect(ProcessStatus.parseStat("1 (x) S 1 2") == nil)
         #expect(ProcessStatus.parseBootTime("cpu 1 2 3") == nil)
-        let status = ProcessStatus.make(stat: nil, limits: (nil, nil), bootTime: nil, openFileDescriptors: nil, ticksPerSecond: 100, pageSize: 4096)
+        let status = ProcessStatus.make(
+            stat: nil,
+            limits: (nil, nil),
+            bootTime: nil,
+            openFileDescriptors: nil,
+            ticksPerSecond: 100,
+            pageSize: 4096
+        )
         #expect(status == ProcessStatus())
     }
 

@@ -1,6 +1,7 @@
 import MicroHTTP
 import SessionCore
 import Testing
+
 @testable import SessionServer
 
 struct APIErrorTests {
@@ -23,7 +24,10 @@ struct APIErrorTests {
             Issue.record("expected a byte body")
             return
         }
-        #expect(String(decoding: body, as: UTF8.self) == #"{"error":{"code":"method_not_allowed","message":"allowed methods: GET, PUT"}}"#)
+        #expect(
+            String(decoding: body, as: UTF8.self)
+                == #"{"error":{"code":"method_not_allowed","message":"allowed methods: GET, PUT"}}"#
+        )
     }
 
     @Test func apiTokenComparison() throws {

@@ -1,10 +1,14 @@
 import SessionCore
 import Testing
+
 @testable import SessionServer
 
 struct JSONTests {
     @Test func bodyMembersKeepTheirRawBytes() throws {
-        let body = try JSONBody(Array(#" {"username": "ada", "data": {"a": [1, "x]"]} , "idleTimeout": 2.5} "#.utf8), maximumDepth: 65)
+        let body = try JSONBody(
+            Array(#" {"username": "ada", "data": {"a": [1, "x]"]} , "idleTimeout": 2.5} "#.utf8),
+            maximumDepth: 65
+        )
         #expect(body.members["username"]?.value == .string("ada"))
         #expect(body.members["idleTimeout"]?.value == .number(2.5))
         #expect(String(decoding: body.members["data"]!.raw, as: UTF8.self) == #"{"a": [1, "x]"]}"#)
@@ -16,7 +20,9 @@ struct JSONTests {
         #expect(body.members["u"]?.value == .string("a\"b\\c\né😀"))
     }
 
-    @Test(arguments: [#"{"a":1,"a":2}"#, "{", "[1]x", "\u{FF}", #"{"u":"a\ud800b"}"#, #"{"d":["\udc00"]}"#, #"{"u":"\ud800\u0041"}"#])
+    @Test(arguments: [
+        #"{"a":1,"a":2}"#, "{", "[1]x", "\u{FF}", #"{"u":"a\ud800b"}"#, #"{"d":["\udc00"]}"#, #"{"u":"\ud800\u0041"}"#,
+    ])
     func badBodiesAreInvalidJSON(text: String) {
         #expect(throws: APIError.self) { try JSONBody(Array(text.utf8), maximumDepth: 65) }
     }
@@ -93,7 +99,8 @@ struct JSONTests {
         writer.integer(-7)
         writer.string("\u{1}" + String(repeating: "b", count: 100))
         writer.endArray()
-        let expected = "[\"" + String(repeating: "a", count: 40) + "\",-7,\"\\u0001" + String(repeating: "b", count: 100) + "\"]"
+        let expected =
+            "[\"" + String(repeating: "a", count: 40) + "\",-7,\"\\u0001" + String(repeating: "b", count: 100) + "\"]"
         #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
         #expect(String(decoding: early, as: UTF8.self) == "[\"" + String(repeating: "a", count: 40) + "\"")
     }
@@ -134,7 +141,10 @@ struct JSONTests {
         let store = SessionStore(clock: ManualSessionClock())
         let created = try store.create(username: "ada")
         let event = SessionEvent(
-            kind: .ended(.logout), id: created.session.id, username: "ada", createdAt: created.session.createdAt,
+            kind: .ended(.logout),
+            id: created.session.id,
+            username: "ada",
+            createdAt: created.session.createdAt,
             at: created.session.createdAt
         )
         let frame = String(decoding: EventBroadcaster.frame(for: event), as: UTF8.self)

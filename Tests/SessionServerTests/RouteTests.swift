@@ -1,7 +1,10 @@
 import Testing
+
 @testable import SessionServer
 
 struct RouteTests {
+    let routes = SessionAPI.routes
+
     @Test(arguments: [
         ("/v1/sessions", "/v1/sessions"), ("/v1/session", "/v1/session"), ("/v1/session/data", "/v1/session/data"),
         ("/v1/session/rotate", "/v1/session/rotate"), ("/v1/sessions/abc", "/v1/sessions/{id}"),
@@ -10,71 +13,115 @@ struct RouteTests {
         ("/v1/events", "/v1/events"), ("/metrics", "/metrics"), ("/healthz", "/healthz"), ("/readyz", "/readyz"),
     ])
     func knownPathsMatchTheirTemplate(path: String, template: String) throws {
-        let route = try #require(Route(path: path))
-        #expect(route.template == template)
-        #expect(Route.allTemplates.contains(template))
+        let match = try #require(routes.match(path))
+        #expect(match.route.template == template)
     }
 
-    @Test(arguments: ["/", "/v1", "/v1/", "/v1/sessions/", "/v1/sessions/a/b", "/v1/users//sessions", "/v2/sessions", "/v1/Session"])
+    @Test(arguments: [
+        "/", "/v1", "/v1/", "/v1/sessions/", "/v1/sessions/a/b", "/v1/users//sessions", "/v2/sessions", "/v1/Session",
+    ])
     func unknownPathsDoNotMatch(path: String) {
-        #expect(Route(path: path) == nil)
+        #expect(routes.match(path) == nil)
     }
 
     @Test func parametersAreExtracted() {
-        #expect(Route(path: "/v1/users/a/b/sessions") == .userSessions(username: "a/b"))
-        #expect(Route(path: "/v1/sessions/xyz") == .sessionByID("xyz"))
+        #expect(routes.match("/v1/users/a/b/sessions")?.parameter == "a/b")
+        #expect(routes.match("/v1/sessions/xyz")?.parameter == "xyz")
+        #expect(routes.match("/v1/session")?.parameter == "")
     }
 
     @Test func pathsAreMatchedByBytesNotByCharacters() throws {
         // A username starting with a combining mark: "/" and U+0301 form one grapheme cluster, so a
         // String prefix test fails on it. Likewise a name ending in a prepended concatenation mark.
-        let combining = try #require(Route(path: "/v1/users/\u{301}x/sessions"))
-        #expect(combining == .userSessions(username: "\u{301}x"))
-        #expect(combining.userSessionsUsernameBytes == Array("\u{301}x".utf8))
-        let prepend = try #require(Route(path: "/v1/users/x\u{600}/sessions"))
-        #expect(prepend.userSessionsUsernameBytes == Array("x\u{600}".utf8))
+        let combining = try #require(routes.match("/v1/users/\u{301}x/sessions"))
+        #expect(combining.route.template == "/v1/users/{username}/sessions")
+        #expect(Array(combining.parameter.utf8) == Array("\u{301}x".utf8))
+        let prepend = try #require(routes.match("/v1/users/x\u{600}/sessions"))
+        #expect(Array(prepend.parameter.utf8) == Array("x\u{600}".utf8))
         // A session id that is a lone combining mark after "/": no "/" inside, one id.
-        #expect(Route(path: "/v1/sessions/\u{301}") == .sessionByID("\u{301}"))
-        #expect(Route(path: "/v1/sessions/abc/\u{301}") == nil)
+        #expect(routes.match("/v1/sessions/\u{301}")?.parameter == "\u{301}")
+        #expect(routes.match("/v1/sessions/abc/\u{301}") == nil)
         // Canonically equivalent is not equal: KELVIN SIGN is not K.
-        #expect(Route(path: "/v1/users/\u{212A}/sessions")?.userSessionsUsernameBytes == Array("\u{212A}".utf8))
+        #expect(routes.match("/v1/users/\u{212A}/sessions").map { Array($0.parameter.utf8) } == Array("\u{212A}".utf8))
     }
 
-    @Test func ordinalsArePositionsInAll() {
-        for (position, route) in Route.all.enumerated() { #expect(route.ordinal == position) }
-        #expect(Route.sessionByID("x").ordinal == Route.sessionByID("").ordinal)
-    }
-
-    @Test func allowsAgreesWithTheAllowHeaderList() {
-        for route in Route.all {
-            for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "BREW", "get", ""] {
-                #expect(route.allows(method) == route.allowedMethods.contains(method), "\(route.template) \(method)")
-            }
+    @Test func eachRouteKnowsItsPositionInTheTable() {
+        for (position, route) in routes.routes.enumerated() {
+            #expect(route.index == position)
+            #expect(
+                routes.match(route.template.replacing("{id}", with: "x").replacing("{username}", with: "u"))?.route
+                    .index == position
+            )
         }
     }
 
-    @Test func onlyProbesAreOpenWithoutTheAPIToken() {
-        #expect(!Route.healthz.requiresAPIToken && !Route.readyz.requiresAPIToken && !Route.metrics.requiresAPIToken)
-        #expect(Route.sessions.requiresAPIToken && Route.events.requiresAPIToken && Route.config.requiresAPIToken)
+    @Test func headIsServedWhereverGetIs() throws {
+        for route in routes.routes {
+            let hasGet = route.operations.contains { $0.method == "GET" }
+            #expect(route.allowedMethods.contains("HEAD") == hasGet, "\(route.template)")
+            #expect((route.operation(for: "HEAD") != nil) == hasGet, "\(route.template)")
+            #expect(route.operation(for: "BREW") == nil && route.operation(for: "get") == nil)
+        }
+    }
+
+    @Test func onlyProbesAndTheScrapeAreOpenWithoutTheAPIToken() {
+        let open = routes.routes.filter { $0.scope == .open }.map(\.template)
+        #expect(Set(open) == ["/metrics", "/healthz", "/readyz"])
+        #expect(routes.routes.allSatisfy { $0.scope == .open || $0.template.hasPrefix("/v1/") })
+    }
+
+    @Test func theMetricsCatalogueHasEveryMethodWithItsSuccessStatus() throws {
+        let catalogue = Dictionary(uniqueKeysWithValues: routes.catalogue.map { ($0.template, $0.responses) })
+        let sessions = try #require(catalogue["/v1/sessions"])
+        #expect(sessions.map(\.method) == ["GET", "HEAD", "POST", "DELETE"])
+        #expect(sessions.map(\.status) == [200, 200, 201, 200])
+        #expect(catalogue["/v1/session"]?.map(\.status) == [200, 200, 204])
+        #expect(catalogue.count == routes.routes.count)
+    }
+
+    /// The table and `openapi.yaml` describe the same routes: the same templates, methods and
+    /// operation ids, the same success status (the lowest 2xx documented) and the same scope (an
+    /// operation with `security: []` is open).
+    @Test func theTableAndTheOpenAPIDocumentDescribeTheSameRoutes() throws {
+        let documented = try OpenAPIOperations.read()
+        let declared = Set(
+            routes.routes.flatMap { route in
+                route.operations.map { operation in
+                    OpenAPIOperations.Operation(
+                        template: route.template,
+                        method: operation.method,
+                        operationID: operation.operationID,
+                        successStatus: operation.successStatus,
+                        isOpen: route.scope == .open
+                    )
+                }
+            }
+        )
+        #expect(
+            documented.subtracting(declared).isEmpty,
+            "documented, not declared: \(documented.subtracting(declared))"
+        )
+        #expect(
+            declared.subtracting(documented).isEmpty,
+            "declared, not documented: \(declared.subtracting(documented))"
+        )
     }
 }
 
 struct MediaTypeTests {
-    @Test(arguments: ["application/json", "Application/JSON", "application/json; charset=utf-8", " application/json;charset=UTF-8", "application/json ; x=y"])
+    @Test(arguments: [
+        "application/json", "Application/JSON", "application/json; charset=utf-8", " application/json;charset=UTF-8",
+        "application/json ; x=y",
+    ])
     func jsonMediaTypesAreAccepted(value: String) {
         #expect(SessionAPI.isJSONMediaType(value))
     }
 
-    @Test(arguments: ["", "text/plain", "application/jsonx", "application/json-patch+json", "application/jso", "application/x-www-form-urlencoded", "applicationXjson"])
+    @Test(arguments: [
+        "", "text/plain", "application/jsonx", "application/json-patch+json", "application/jso",
+        "application/x-www-form-urlencoded", "applicationXjson",
+    ])
     func otherMediaTypesAreRefused(value: String) {
         #expect(!SessionAPI.isJSONMediaType(value))
-    }
-}
-
-extension Route {
-    /// The username of a `userSessions` route as UTF-8 bytes (`==` on `String` would not tell
-    /// canonically equivalent spellings apart).
-    fileprivate var userSessionsUsernameBytes: [UInt8]? {
-        if case .userSessions(let username) = self { Array(username.utf8) } else { nil }
     }
 }

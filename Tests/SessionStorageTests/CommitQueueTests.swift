@@ -3,11 +3,11 @@ import SessionCore
 import Synchronization
 import Testing
 
+@testable import SessionStorage
+
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import SessionStorage
 
 @Suite("CommitQueue group commit")
 struct CommitQueueTests {
@@ -86,8 +86,14 @@ struct CommitQueueTests {
     private static func upsert(_ number: Int, lastSeenAt: Int64) -> SessionChange {
         .upsert(
             SessionRecord(
-                id: id(number), tokenHash: [UInt8](repeating: 0, count: 32).withUnsafeBytes { TokenHash(bytes: $0)! }, username: "u\(number)", createdAt: Int64(number),
-                lastSeenAt: lastSeenAt, expiresAt: 1_000_000, idleTimeout: 1000, data: nil
+                id: id(number),
+                tokenHash: [UInt8](repeating: 0, count: 32).withUnsafeBytes { TokenHash(bytes: $0)! },
+                username: "u\(number)",
+                createdAt: Int64(number),
+                lastSeenAt: lastSeenAt,
+                expiresAt: 1_000_000,
+                idleTimeout: 1000,
+                data: nil
             )
         )
     }
@@ -107,15 +113,20 @@ struct CommitQueueTests {
 
     @Test("coalescing keeps what a later change of the same session does not supersede")
     func coalescingRules() {
-        let touch = { (number: Int, at: Int64) in SessionChange.touch(id: Self.id(number), createdAt: Int64(number), lastSeenAt: at, idleTimeout: 1000) }
-        let remove = { (number: Int) in SessionChange.remove(id: Self.id(number), createdAt: Int64(number), reason: .logout) }
+        let touch = { (number: Int, at: Int64) in
+            SessionChange.touch(id: Self.id(number), createdAt: Int64(number), lastSeenAt: at, idleTimeout: 1000)
+        }
+        let remove = { (number: Int) in
+            SessionChange.remove(id: Self.id(number), createdAt: Int64(number), reason: .logout)
+        }
         let changes: [SessionChange] = [
             touch(1, 10), Self.upsert(2, lastSeenAt: 5), touch(1, 11), touch(2, 6), touch(3, 7),
             Self.upsert(3, lastSeenAt: 8), touch(2, 9), remove(4), touch(5, 1), remove(5), touch(1, 12),
         ]
         #expect(
             CommitQueue.coalesced(changes) == [
-                Self.upsert(2, lastSeenAt: 5), Self.upsert(3, lastSeenAt: 8), touch(2, 9), remove(4), remove(5), touch(1, 12),
+                Self.upsert(2, lastSeenAt: 5), Self.upsert(3, lastSeenAt: 8), touch(2, 9), remove(4), remove(5),
+                touch(1, 12),
             ]
         )
         #expect(CommitQueue.coalesced([]) == [])
@@ -129,7 +140,8 @@ struct CommitQueueTests {
             let number = Int.random(in: 0..<12, using: &generator)
             let at = Int64(step)
             switch Int.random(in: 0..<10, using: &generator) {
-            case 0..<6: changes.append(.touch(id: Self.id(number), createdAt: Int64(number), lastSeenAt: at, idleTimeout: 1000))
+            case 0..<6:
+                changes.append(.touch(id: Self.id(number), createdAt: Int64(number), lastSeenAt: at, idleTimeout: 1000))
             case 6..<9: changes.append(Self.upsert(number, lastSeenAt: at))
             default: changes.append(.remove(id: Self.id(number), createdAt: Int64(number), reason: .idleTimeout))
             }

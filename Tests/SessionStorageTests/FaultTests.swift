@@ -202,7 +202,9 @@ struct FaultTests {
         harness.storage.limitFileForTesting(extraPages: 2)
         let big = Array(#"{"x":"\#(String(repeating: "y", count: 12_000))"}"#.utf8)
         var tokens: [String] = []
-        for index in 0..<20 { tokens.append(try harness.store.create(username: "late\(index)", data: big).token.rawValue) }
+        for index in 0..<20 {
+            tokens.append(try harness.store.create(username: "late\(index)", data: big).token.rawValue)
+        }
         #expect(await harness.commit()?.code == .diskFull)
         // The disk frees up 100 ms into the shutdown, well within one retry interval (500 ms). Both
         // run on queues of their own (serial queues get threads even when the shared ones are busy):
@@ -244,7 +246,9 @@ struct FaultTests {
         // After the next failed retries the queue holds each session once (an upsert, or a touch).
         let errorsBefore = harness!.storage.statistics().errors[.diskFull, default: 0]
         let deadline = ContinuousClock.now + .seconds(10)
-        while harness!.storage.statistics().errors[.diskFull, default: 0] < errorsBefore + 2, ContinuousClock.now < deadline {
+        while harness!.storage.statistics().errors[.diskFull, default: 0] < errorsBefore + 2,
+            ContinuousClock.now < deadline
+        {
             try await Task.sleep(for: .milliseconds(20))
         }
         let pending = harness!.storage.statistics().pendingChanges

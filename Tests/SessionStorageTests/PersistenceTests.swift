@@ -2,15 +2,18 @@ import SessionCore
 import Synchronization
 import Testing
 
+@testable import SessionStorage
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
-@testable import SessionStorage
-
 @Suite("SessionStorage persistence")
 struct PersistenceTests {
-    @Test("sessions, data, rotation and logout survive a restart exactly", arguments: SessionStorage.Durability.allCases)
+    @Test(
+        "sessions, data, rotation and logout survive a restart exactly",
+        arguments: SessionStorage.Durability.allCases
+    )
     func roundTrip(durability: SessionStorage.Durability) async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
@@ -52,7 +55,11 @@ struct PersistenceTests {
         let clock = ManualSessionClock()
         let first = try StoredHarness(directory: directory.dataDirectory, clock: clock)
         let idle = try first.store.create(username: "idle", idleTimeout: .seconds(10))
-        let absolute = try first.store.create(username: "absolute", idleTimeout: .seconds(500), maxLifetime: .seconds(20))
+        let absolute = try first.store.create(
+            username: "absolute",
+            idleTimeout: .seconds(500),
+            maxLifetime: .seconds(20)
+        )
         let alive = try first.store.create(username: "alive", idleTimeout: .seconds(500), maxLifetime: .seconds(900))
         #expect(await first.commit() == nil)
         first.close()
@@ -115,7 +122,8 @@ struct PersistenceTests {
         defer { directory.remove() }
         let clock = ManualSessionClock()
         let first = try StoredHarness(
-            directory: directory.dataDirectory, clock: clock,
+            directory: directory.dataDirectory,
+            clock: clock,
             configuration: .init(idleTimeout: .seconds(100), maxLifetime: .seconds(1000), maxSessionsPerUser: 2)
         )
         let a1 = try first.store.create(username: "a")
@@ -218,7 +226,8 @@ struct PersistenceTests {
         let created = try harness.store.create(username: "ada")
         #expect(await harness.commit() == nil)
         harness.close()
-        let bytes = try #require(readAll(directory.dataDirectory + "/" + SessionStorage.fileName))
+        let bytes =
+            try #require(readAll(directory.dataDirectory + "/" + SessionStorage.fileName))
             + (readAll(directory.dataDirectory + "/" + SessionStorage.fileName + "-wal") ?? [])
         let token = Array(created.token.rawValue.utf8)
         let secret = Array(token.dropFirst(4).prefix(20))

@@ -1,0 +1,142 @@
+internal import CMicroHTTPD
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The C functions libmicrohttpd calls: each one finds its Swift object (``ServerContext`` through
+/// `cls`, ``RequestContext`` through the per-request pointer) and hands over.
+enum MHDCallbacks {
+    /// `MHD_OPTION_URI_LOG_CALLBACK`: `void *(*)(void *cls, const char *uri, struct MHD_Connection *c)`.
+    typealias URILog =
+        @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer?
+
+    /// `MHD_OPTION_UNESCAPE_CALLBACK`: `size_t (*)(void *cls, struct MHD_Connection *c, char *s)`
+    /// (microhttpd.h names no type for it).
+    typealias Unescape = @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?) -> Int
+
+    static let uriLog: URILog = requestStarted
+    static let unescape: Unescape = percentDecode
+    static let completed: MHD_RequestCompletedCallback = requestCompleted
+    static let access: MHD_AccessHandlerCallback = accessHandler
+    static let logSink: CMicroHTTPD_LogSink = logLine
+}
+
+/// `MHD_OPTION_URI_LOG_CALLBACK`, the first callback of every request: creates its
+/// ``RequestContext``, which libmicrohttpd keeps as the request's pointer until
+/// ``requestCompleted(_:_:_:_:)``.
+///
+/// `uri` is the raw request target, before libmicrohttpd splits off the query and decodes it: its
+/// length tells whether it held a NUL byte (``RequestLine/targetHasNUL(url:version:rawLength:)``).
+private func requestStarted(
+    _ cls: UnsafeMutableRawPointer?,
+    _ uri: UnsafePointer<CChar>?,
+    _ connection: OpaquePointer?
+) -> UnsafeMutableRawPointer? {
+    guard let connection else { return nil }
+    let request = RequestContext(
+        connection: MHDConnection(pointer: connection),
+        rawTargetLength: uri.map { strlen($0) }
+    )
+    return Unmanaged.passRetained(request).toOpaque()
+}
+
+/// `MHD_OPTION_NOTIFY_COMPLETED`: the request is over (answered, aborted, or the daemon stopped);
+/// releases its context.
+private func requestCompleted(
+    _ cls: UnsafeMutableRawPointer?,
+    _ connection: OpaquePointer?,
+    _ requestPointer: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    _ termination: MHD_RequestTerminationCode
+) {
+    guard let cls, let requestPointer, let pointer = requestPointer.pointee else { return }
+    requestPointer.pointee = nil
+    let request = Unmanaged<RequestContext>.fromOpaque(pointer).takeRetainedValue()
+    let server = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    if let deferred = request.deferredRequest {
+        // The connection is about to go: a late respond() must not touch it.
+        deferred.responder.connectionEnded()
+        server.deferred.remove(deferred.token)
+    }
+    if request.isInFlight { server.requestEnded() }
+}
+
+/// `MHD_AccessHandlerCallback`: hands the call to the request's ``RequestContext``.
+private func accessHandler(
+    _ cls: UnsafeMutableRawPointer?,
+    _ connection: OpaquePointer?,
+    _ url: UnsafePointer<CChar>?,
+    _ method: UnsafePointer<CChar>?,
+    _ version: UnsafePointer<CChar>?,
+    _ uploadData: UnsafePointer<CChar>?,
+    _ uploadDataSize: UnsafeMutablePointer<Int>?,
+    _ requestPointer: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let cls, let uploadDataSize, let requestPointer, let pointer = requestPointer.pointee else { return .NO }
+    let server = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    let request = Unmanaged<RequestContext>.fromOpaque(pointer).takeUnretainedValue()
+    let call = AccessCall(
+        url: url,
+        method: method,
+        version: version,
+        uploadData: uploadData,
+        uploadDataSize: uploadDataSize
+    )
+    return request.process(call, server: server)
+}
+
+/// `CMicroHTTPD_LogSink`: one formatted libmicrohttpd log line.
+private func logLine(_ cls: UnsafeMutableRawPointer?, _ message: UnsafePointer<CChar>?) {
+    guard let cls, let message else { return }
+    let server = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    var text = String(cString: message)
+    while text.last == "\n" {
+        text.removeLast()
+    }
+    server.log("libmicrohttpd: " + text)
+}
+
+/// `MHD_OPTION_UNESCAPE_CALLBACK`: percent-decodes the URL path and each query argument in place, as
+/// libmicrohttpd's own decoder does (`%XY` with two hex digits becomes that byte; anything else is kept),
+/// except that `%00` becomes `0xFF`.
+///
+/// The handler receives the path as a C string, so a decoded NUL would cut it short:
+/// `DELETE /v1/sessions%00/x?confirm=true` would reach the handler as `DELETE /v1/sessions`. `0xFF` is
+/// never valid UTF-8, so such a path is reported invalid (``HTTPRequest/pathIsValidUTF8``) instead.
+/// A raw NUL byte in the target is caught before decoding (``RequestLine``). Returns the new length,
+/// and ends the string with a NUL.
+private func percentDecode(
+    _ cls: UnsafeMutableRawPointer?,
+    _ connection: OpaquePointer?,
+    _ text: UnsafeMutablePointer<CChar>?
+) -> Int {
+    guard let text else { return 0 }
+    let bytes = UnsafeMutableRawPointer(text).assumingMemoryBound(to: UInt8.self)
+    func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+    var read = 0
+    var write = 0
+    while bytes[read] != 0 {
+        if bytes[read] == UInt8(ascii: "%"), bytes[read + 1] != 0, bytes[read + 2] != 0,
+            let high = hexValue(bytes[read + 1]), let low = hexValue(bytes[read + 2])
+        {
+            let decoded = high << 4 | low
+            bytes[write] = decoded == 0 ? 0xFF : decoded
+            read += 3
+        } else {
+            bytes[write] = bytes[read]
+            read += 1
+        }
+        write += 1
+    }
+    bytes[write] = 0
+    return write
+}
