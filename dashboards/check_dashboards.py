@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks the Grafana dashboards (and the PromQL of the Prometheus rules) without Grafana.
 
-shared/PROMETHEUS.md §7.4:
+Checks:
   1. structure: the dashboard-linter rules we rely on (uid, datasource/job/instance variables,
      panels with title, description, unit and targets, target datasource, $__rate_interval,
      job/instance matchers on every selector, counters only under rate/irate/increase);
@@ -11,10 +11,10 @@ shared/PROMETHEUS.md §7.4:
   3. --live PROMETHEUS_URL: every dashboard expr and every recording-rule expr is run with
      `promtool query instant URL expr`; an error or an EMPTY result fails. Alert and annotation
      exprs (filters, normally empty) must not error and each of their selectors must be non-empty.
-Rules: the conventions of §6.1 (level:metric:operations names; Sessiond* alerts with severity,
+Rules: the conventions stated in prometheus/rules/sessiond.rules.yml (level:metric:operations names; Sessiond* alerts with severity,
 summary, description, a runbook_url to their RUNBOOK.md section, `for:` when rate-based) and a
 promtool unit test per alert that expects it to fire and one that expects it to stay quiet.
-Also: every metric name used in dashboards and rules must be in the DESIGN.md catalogue
+Also: every metric name used in dashboards and rules must be in the metric catalogue (docs/metrics.md)
 (or be a recording rule, or `up`), with label names/values the catalogue allows, and no
 user-identifying label; with --scrape METRICS_URL, every catalogue name and every used name
 must appear in that real scrape.
@@ -48,7 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 # --------------------------------------------------------------------------------------------------
-# The metric catalogue (DESIGN.md "Metrics"; names are API). type, labels, enumerated label values.
+# The metric catalogue (docs/metrics.md; names are API). type, labels, enumerated label values.
 TARGET_LABELS = {"job", "instance"}
 CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "sessiond_sessions_active": ("gauge", {}),
@@ -73,7 +73,7 @@ CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "process_threads": ("gauge", {}),
     "promhttp_metric_handler_requests_total": ("counter", {"code": None}),
     "promhttp_metric_handler_requests_in_flight": ("gauge", {}),
-    # Durable storage (README "Metrics"): exported with --storage sqlite (the default), absent with
+    # Durable storage (docs/metrics.md): exported with --storage sqlite (the default), absent with
     # --storage memory; live_check.sh runs sqlite, so --scrape expects every one of them.
     "sessiond_storage_writes_total": ("counter", {"kind": {"upsert", "touch", "remove"}}),
     "sessiond_storage_commits_total": ("counter", {}),
@@ -93,7 +93,7 @@ CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
 SYNTHETIC = {"up": ("gauge", {}), "scrape_duration_seconds": ("gauge", {}),
              "scrape_samples_scraped": ("gauge", {}), "scrape_samples_post_metric_relabeling": ("gauge", {}),
              "scrape_series_added": ("gauge", {})}
-# Labels that must never appear (PROMETHEUS.md §0.5, §8).
+# Labels that must never appear: they would identify users, sessions or requests.
 FORBIDDEN_LABELS = {"user", "username", "user_id", "session", "session_id", "token", "ip", "path"}
 # Grafana unit ids we accept (a subset of packages/grafana-data/src/valueFormats/categories.ts).
 UNITS = {"none", "short", "percent", "percentunit", "ops", "reqps", "rps", "wps", "cps", "s", "ms", "us", "ns",
@@ -433,7 +433,7 @@ class Checker:
             self.rule_files_docs = getattr(self, "rule_files_docs", []) + [(name, doc)]
 
     def lint_rules(self):
-        """PROMETHEUS.md §6.1 conventions, the runbook links, and a unit test per alert."""
+        """The rule conventions, the runbook links, and a unit test per alert."""
         runbook = open(RUNBOOK, encoding="utf-8").read() if os.path.exists(RUNBOOK) else ""
         headings = set(re.findall(r"^## (\S+)\s*$", runbook, re.M))
         fired, quiet = set(), set()
@@ -498,7 +498,7 @@ class Checker:
                 self.check(sel.name in self.recorded, f"{where}: {sel.name} is a recording rule defined in the rules")
                 continue
             base, mtype, labels = self.resolve(sel.name)
-            if not self.check(base is not None, f"{where}: {sel.name} is in the metric catalogue (DESIGN.md)"):
+            if not self.check(base is not None, f"{where}: {sel.name} is in the metric catalogue (docs/metrics.md)"):
                 continue
             allowed = set(labels) | TARGET_LABELS | {"__name__"}
             if sel.name.endswith("_bucket"):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Live monitoring check (shared/PROMETHEUS.md §7.4 item 3), loopback only, ~2 minutes:
+# Live monitoring check, loopback only, ~2 minutes:
 #   1. starts sessiond ($SESSIOND_BIN, default .build/debug/sessiond) on a free 127.0.0.1 port with
 #      --idle-timeout 2 and SQLite storage in a fresh temporary --data-dir (--durability commit),
 #      and checks a real scrape with `promtool check metrics`;

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("SESSIOND_BIN", str(REPO / ".build" / "debug" / "sessiond"))
 
-# name → (type, label names) — the DESIGN.md catalogue (prometheus-client strips `_total` from
+# name → (type, label names) — the metric catalogue of docs/metrics.md (prometheus-client strips `_total` from
 # counter family names).
 CATALOGUE = {
     "sessiond_sessions_active": ("gauge", set()),
