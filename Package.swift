@@ -122,7 +122,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SessionServerTests",
-            dependencies: ["SessionServer", "SessionCore", "SessionStorage", "MicroHTTP", "HTTPTestSupport"],
+            dependencies: [
+                "SessionServer", "SessionCore", "SessionMetrics", "SessionStorage", "MicroHTTP", "HTTPTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -234,6 +234,8 @@ public final class SessionMetrics: Sendable {
                 histogram.record(event.lifetime.seconds)
             }
         }
+        // Reads the process's figures now: process_start_time_seconds is set from this first reading.
+        refresh(SessionStatistics())
     }
 
     /// Sets the gauges and counters from `stats` (and the process's own figures, if enabled).

@@ -110,15 +110,14 @@ struct SessiondRuntime {
         )
     }
 
-    /// Opens the SQLite storage, or `nil` for `--storage memory`.
+    /// Opens the SQLite storage, or `nil` for `--storage memory` (whose `--durability` is still checked).
     private static func openStorage(_ options: StorageOptions) throws -> SessionStorage? {
-        guard try options.backend() == .sqlite else { return nil }
+        let backend = try options.backend()
+        let configuration = try options.storageConfiguration()
+        guard backend == .sqlite else { return nil }
         do {
-            return try SessionStorage(
-                configuration: try options.storageConfiguration(),
-                logger: Logger(label: "sessiond.storage")
-            )
-        } catch let error as StorageError {
+            return try SessionStorage(configuration: configuration, logger: Logger(label: "sessiond.storage"))
+        } catch {
             throw StartupError("storage: \(error.code.rawValue): \(error.message)")
         }
     }

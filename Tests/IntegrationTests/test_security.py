@@ -73,6 +73,13 @@ def test_a_connection_timeout_below_a_millisecond_is_refused():
     assert proc.returncode == 2, proc.stderr
 
 
+def test_a_bad_durability_is_refused_with_memory_storage_too():
+    proc = run_refusal(["--host", "127.0.0.1", "--port", str(free_port()), "--storage", "memory",
+                        "--durability", "sometimes"])
+    assert proc.returncode != 0, proc.stderr
+    assert "--durability" in proc.stderr.decode("utf-8", "replace"), proc.stderr
+
+
 def test_startup_line_names_the_metrics_listener(make_server):
     # The port appears once (not http://127.0.0.1:9100:9100/metrics).
     port = free_port()

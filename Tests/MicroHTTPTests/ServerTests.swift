@@ -385,9 +385,15 @@ struct ServerTests {
             #expect(badHeader.text == "ok")
             #expect(badHeader.header("Content-Length") == "2")
             #expect(badHeader.header("X-Fine") == "yes")
+            // A stream with an invalid status, for GET and HEAD alike (a negative status must not trap).
+            for method in ["GET", "HEAD"] {
+                let badStream = try client.request(method, "/bad-stream-status")
+                #expect(badStream.status == 500, "\(method)")
+            }
         }
         let lines = log.withLock { $0 }
         #expect(lines.contains { $0.contains("invalid status 42") })
+        #expect(lines.contains { $0.contains("invalid status -1") })
         #expect(lines.contains { $0.contains("Content-Length") })
     }
 

@@ -73,6 +73,8 @@ struct TestHandler: HTTPHandler {
             return HTTPResponse(status: 200, body: [UInt8](repeating: 0x61, count: 8 << 20))
         case "/bad-status":
             return HTTPResponse(status: 42, body: Array("never sent".utf8))
+        case "/bad-stream-status":
+            return HTTPResponse(status: -1, stream: HTTPStreamConfiguration { writer in writer.finish() })
         case "/bad-header":
             return HTTPResponse(
                 status: 200,

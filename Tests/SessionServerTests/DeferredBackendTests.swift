@@ -2,6 +2,7 @@ import Dispatch
 import HTTPTestSupport
 import MicroHTTP
 import SessionCore
+import SessionMetrics
 import SessionStorage
 import Synchronization
 import Testing
@@ -158,5 +159,59 @@ struct DeferredBackendTests {
         }
         for client in clients { #expect(try client.readResponse().status == 401) }
         #expect(monotonicSeconds() - start < 1.5)
+    }
+}
+
+/// A backend whose statistics cannot be read (a store that is unreachable).
+final class NoStatisticsBackend: SessionBackend {
+    let inner = LocalSessionBackend(store: SessionStore())
+
+    var events: SessionEventHub { inner.events }
+    func create(_ request: NewSession) -> SessionReply<CreatedSession> { inner.create(request) }
+    func validate(token: UnsafeBufferPointer<UInt8>, refresh: Bool) -> SessionReply<SessionValidation> {
+        inner.validate(token: token, refresh: refresh)
+    }
+    func data(token: String) -> SessionReply<[UInt8]?> { inner.data(token: token) }
+    func setData(token: String, data: [UInt8]?) -> SessionReply<Session> { inner.setData(token: token, data: data) }
+    func rotate(token: String) -> SessionReply<CreatedSession> { inner.rotate(token: token) }
+    func logout(token: String) -> SessionReply<Session> { inner.logout(token: token) }
+    func session(id: SessionID) -> SessionReply<Session?> { inner.session(id: id) }
+    func revoke(id: SessionID) -> SessionReply<Session?> { inner.revoke(id: id) }
+    func revokeAll(username: String) -> SessionReply<Int> { inner.revokeAll(username: username) }
+    func sessions(username: String?, limit: Int, cursor: String?) -> SessionReply<Page<Session>> {
+        inner.sessions(username: username, limit: limit, cursor: cursor)
+    }
+    func users(limit: Int, cursor: String?) -> SessionReply<Page<LoggedInUser>> {
+        inner.users(limit: limit, cursor: cursor)
+    }
+    func deleteAll() -> SessionReply<Int> { inner.deleteAll() }
+    func configuration() -> SessionReply<SessionStore.Configuration> { inner.configuration() }
+    func updateConfiguration(_ change: SessionConfigurationChange) -> SessionReply<SessionStore.Configuration> {
+        inner.updateConfiguration(change)
+    }
+    func statistics() -> SessionReply<SessionStatistics> {
+        .failure(SessionError(code: .storageUnavailable, message: "unreachable"))
+    }
+}
+
+struct MetricsEndpointTests {
+    /// A scrape whose statistics cannot be read answers 500 with a line of text, like a rendering
+    /// failure, and is counted: the in-flight gauge goes back down.
+    @Test func aScrapeWithoutStatisticsIsA500AndIsCounted() throws {
+        let backend = NoStatisticsBackend()
+        let metrics = SessionMetrics(events: backend.events, includeProcessMetrics: false)
+        let endpoint = MetricsEndpoint(metrics: metrics, backend: backend)
+        let server = try HTTPServer(
+            configuration: HTTPServerConfiguration(port: 0, threadCount: 1),
+            handler: endpoint.standaloneHandler
+        )
+        defer { server.shutdown(gracePeriod: .seconds(1)) }
+        let client = try TestHTTPClient(port: server.port)
+        let failed = try client.request("GET", "/metrics")
+        #expect(failed.status == 500)
+        #expect(failed.text.hasPrefix("An error has occurred while serving metrics"))
+        let text = String(decoding: try metrics.exposition(SessionStatistics()), as: UTF8.self)
+        #expect(text.contains(#"promhttp_metric_handler_requests_total{code="500"} 1"#))
+        #expect(text.contains("promhttp_metric_handler_requests_in_flight 0"))
     }
 }

@@ -34,7 +34,7 @@ public final class HTTPResponder: Sendable {
         /// The connection is suspended and waits for ``HTTPResponder/respond(_:)``.
         case waiting
         /// Answered and resumed; the access handler has not picked the response up yet.
-        case answered(HTTPResponse)
+        case answered(@Sendable () -> HTTPResponse)
         /// The access handler took the response.
         case delivered
         /// The connection is gone (request completed, or the server stopped): nothing can be sent.
@@ -64,9 +64,21 @@ public final class HTTPResponder: Sendable {
     ///   or its connection has ended.
     @discardableResult
     public func respond(_ response: HTTPResponse) -> Bool {
+        respond(building: { response })
+    }
+
+    /// Sends the response that `build` returns as the answer to the deferred request; see
+    /// ``respond(_:)``. `build` runs once, later, on the server thread that sends the answer, so the
+    /// caller's thread (a storage writer serving many requests, say) does not build responses.
+    ///
+    /// - Parameter build: Makes the response; must not block.
+    /// - Returns: `true` if the response will be sent; `false` if the request was already answered or
+    ///   its connection has ended (`build` never runs then).
+    @discardableResult
+    public func respond(building build: @escaping @Sendable () -> HTTPResponse) -> Bool {
         phase.withLock { phase in
             guard case .waiting = phase else { return false }
-            phase = .answered(response)
+            phase = .answered(build)
             transport.resume()
             return true
         }
@@ -83,13 +95,15 @@ public final class HTTPResponder: Sendable {
         }
     }
 
-    /// The response stored by ``respond(_:)``, once; `nil` if there is none (or it was taken already).
+    /// The response given by ``respond(_:)`` or ``respond(building:)``, once (built now, outside the
+    /// lock); `nil` if there is none (or it was taken already).
     func takeResponse() -> HTTPResponse? {
-        phase.withLock { phase in
-            guard case .answered(let response) = phase else { return nil }
+        let build = phase.withLock { phase -> (@Sendable () -> HTTPResponse)? in
+            guard case .answered(let build) = phase else { return nil }
             phase = .delivered
-            return response
+            return build
         }
+        return build?()
     }
 
     /// The request has completed (or the server stopped): the connection must not be touched again.

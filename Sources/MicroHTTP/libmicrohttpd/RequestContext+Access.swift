@@ -129,6 +129,10 @@ extension RequestContext {
             defer { state = .answered }
             return queueComplete(response, acceptsGzip: request.acceptsGzip, server: server)
         case .stream(let configuration):
+            guard (100...999).contains(response.status) else {
+                state = .answered
+                return queueInvalidResponse("stream response has invalid status \(response.status)", server: server)
+            }
             guard method != "HEAD" else {
                 // No stream for HEAD. An empty buffer, not a chunked callback response: libmicrohttpd
                 // 0.9.75 writes the terminating "0\r\n\r\n" chunk even for HEAD, which corrupts keep-alive.

@@ -20,4 +20,7 @@ public struct SessionStatistics: Sendable, Hashable {
     public var validationsMalformed = 0
     /// Events dropped by bounded consumers.
     public var droppedEvents = 0
+
+    /// All counts zero (a store with no sessions and no history).
+    public init() {}
 }

@@ -3,8 +3,9 @@ import SessionCore
 
 /// What a route handler produces: a response now, or one that a backend reply completes later.
 enum APIAnswer: Sendable {
-    /// Gives the response to the function it receives, once (from any thread).
-    typealias Completion = @Sendable (@escaping @Sendable (HTTPResponse) -> Void) -> Void
+    /// Gives the function it receives, once and from any thread, what builds the response (built then
+    /// on the server thread that sends it, see ``HTTPResponder/respond(building:)``).
+    typealias Completion = @Sendable (@escaping @Sendable (@escaping @Sendable () -> HTTPResponse) -> Void) -> Void
 
     case now(HTTPResponse)
     case later(Completion)
@@ -19,7 +20,7 @@ enum APIAnswer: Sendable {
         case .completed(let result):
             return .now(response(result, render))
         case .pending(let promise):
-            return .later { respond in promise.whenComplete { result in respond(response(result, render)) } }
+            return .later { respond in promise.whenComplete { result in respond { response(result, render) } } }
         }
     }
 

@@ -112,9 +112,12 @@ public final class SessionAPI: HTTPHandler {
             let observer = observer
             let method = request.method
             return HTTPResponse(deferred: { responder in
-                completion { response in
-                    observer?(route, method, response.status, ContinuousClock.now - start)
-                    responder.respond(response)
+                completion { build in
+                    responder.respond(building: {
+                        let response = build()
+                        observer?(route, method, response.status, ContinuousClock.now - start)
+                        return response
+                    })
                 }
             })
         }

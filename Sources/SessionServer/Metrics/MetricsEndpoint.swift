@@ -19,13 +19,14 @@ public struct MetricsEndpoint: Sendable {
         self.backend = backend
     }
 
-    /// The scrape's answer (later when the backend's statistics are).
+    /// The scrape's answer (later when the backend's statistics are). When rendering fails, or the
+    /// backend cannot give its statistics, the answer is a 500 with a one-line text body.
     func answer(_ request: HTTPRequest) -> APIAnswer {
         metrics.scrapeStarted()
         let metrics = metrics
-        return .from(backend.statistics()) { statistics in
+        let render: @Sendable (Result<SessionStatistics, SessionError>) -> HTTPResponse = { result in
             do {
-                let body = try metrics.exposition(statistics)
+                let body = try metrics.exposition(result.get())
                 metrics.scrapeFinished(code: 200)
                 return HTTPResponse(
                     status: 200,
@@ -37,6 +38,12 @@ public struct MetricsEndpoint: Sendable {
                 metrics.scrapeFinished(code: 500)
                 return HTTPResponse.text("An error has occurred while serving metrics: \(error)\n", status: 500)
             }
+        }
+        switch backend.statistics() {
+        case .completed(let result):
+            return .now(render(result))
+        case .pending(let promise):
+            return .later { respond in promise.whenComplete { result in respond { render(result) } } }
         }
     }
 
@@ -51,7 +58,7 @@ public struct MetricsEndpoint: Sendable {
             case .now(let response):
                 return response
             case .later(let completion):
-                return HTTPResponse(deferred: { responder in completion { responder.respond($0) } })
+                return HTTPResponse(deferred: { responder in completion { responder.respond(building: $0) } })
             }
         }
     }

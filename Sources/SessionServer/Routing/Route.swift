@@ -12,7 +12,7 @@ import MicroHTTP
 ///     Operation("GET", 200, "getSession") { api, request, id in try api.sessionByID(id) },
 /// ])
 /// ```
-public struct Route: Sendable {
+public final class Route: Sendable {
     /// Who may call a route.
     public enum Scope: String, Sendable {
         /// Anyone: probes and the scrape, as orchestrators and Prometheus expect.
@@ -55,14 +55,30 @@ public struct Route: Sendable {
     /// The literal text before the parameter (the whole template when there is none) and after it.
     private let prefix: [UInt8]
     private let suffix: [UInt8]?
-    /// The route's position in its ``RouteTable`` (set by the table).
-    public internal(set) var index = 0
+    /// The route's position in its ``RouteTable``.
+    public let index: Int
 
-    init(_ template: String, scope: Scope, parameterAllowsSlash: Bool = false, _ operations: [Operation]) {
+    convenience init(_ template: String, scope: Scope, parameterAllowsSlash: Bool = false, _ operations: [Operation]) {
+        self.init(template, scope: scope, parameterAllowsSlash: parameterAllowsSlash, operations, index: 0)
+    }
+
+    /// The same route at position `index` of a table.
+    convenience init(_ route: Route, index: Int) {
+        self.init(
+            route.template,
+            scope: route.scope,
+            parameterAllowsSlash: route.parameterAllowsSlash,
+            route.operations,
+            index: index
+        )
+    }
+
+    private init(_ template: String, scope: Scope, parameterAllowsSlash: Bool, _ operations: [Operation], index: Int) {
         self.template = template
         self.scope = scope
         self.operations = operations
         self.parameterAllowsSlash = parameterAllowsSlash
+        self.index = index
         let bytes = Array(template.utf8)
         if let open = bytes.firstIndex(of: UInt8(ascii: "{")), let close = bytes.firstIndex(of: UInt8(ascii: "}")) {
             prefix = Array(bytes[..<open])

@@ -14,11 +14,9 @@ public struct RouteTable: Sendable {
     public let routes: [Route]
 
     init(_ routes: [Route]) {
-        var indexed = routes
-        for index in indexed.indices { indexed[index].index = index }
         let templates = Set(routes.map(\.template))
         precondition(templates.count == routes.count, "a template is declared twice")
-        self.routes = indexed
+        self.routes = routes.enumerated().map { Route($1, index: $0) }
     }
 
     /// The route of a percent-decoded path, or `nil`.

@@ -69,7 +69,8 @@ public final class LocalSessionBackend: SessionBackend {
     }
 
     public func revoke(id: SessionID) -> SessionReply<Session?> {
-        write { store.revoke(id: id) }
+        // No session, no change: the 404 does not wait for a commit.
+        write(waitsForCommit: { $0 != nil }, { store.revoke(id: id) })
     }
 
     public func revokeAll(username: String) -> SessionReply<Int> {
@@ -116,8 +117,11 @@ public final class LocalSessionBackend: SessionBackend {
     }
 
     /// Runs a write unless storage cannot write at the moment (then nothing changes), and answers once
-    /// it is durable when the durability mode says so.
-    private func write<Value>(_ body: () throws(SessionError) -> Value) -> SessionReply<Value> {
+    /// it is durable when the durability mode says so and `waitsForCommit` says the value is a change.
+    private func write<Value>(
+        waitsForCommit: (Value) -> Bool = { _ in true },
+        _ body: () throws(SessionError) -> Value
+    ) -> SessionReply<Value> {
         if let storage, !storage.isWritable { return .failure(Self.unavailable(storage.lastError)) }
         let value: Value
         do {
@@ -125,7 +129,9 @@ public final class LocalSessionBackend: SessionBackend {
         } catch {
             return .failure(error)
         }
-        guard let storage, storage.configuration.durability.acknowledgesAfterCommit else { return .success(value) }
+        guard let storage, storage.configuration.durability.acknowledgesAfterCommit, waitsForCommit(value) else {
+            return .success(value)
+        }
         let promise = SessionPromise<Value>()
         storage.afterCommit { error in
             if let error {
