@@ -62,6 +62,11 @@ CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "sessiond_http_requests_total": ("counter", {"code": None, "method": None, "route": None}),
     "sessiond_http_request_duration_seconds": ("histogram", {"method": None, "route": None}),
     "sessiond_events_dropped_total": ("counter", {}),
+    "sessiond_events_subscribers_disconnected_total": ("counter", {"reason": {"slow"}}),
+    "sessiond_http_connections_open": ("gauge", {}),
+    "sessiond_http_connections_max": ("gauge", {}),
+    "sessiond_http_connections_refused_total": (
+        "counter", {"reason": {"per_client_limit", "connection_limit", "header_timeout", "body_timeout"}}),
     "sessiond_build_info": ("gauge", {"version": None, "revision": None, "swift_version": None}),
     "process_cpu_seconds_total": ("counter", {}),
     "process_open_fds": ("gauge", {}),

@@ -17,10 +17,12 @@
 /// `MHD_OPTION_ARRAY` built in Swift (terminated by an `MHD_OPTION_END` item).
 static inline struct MHD_Daemon *CMicroHTTPD_start_daemon(unsigned int flags,
                                                           uint16_t port,
+                                                          MHD_AcceptPolicyCallback accept_policy,
+                                                          void *accept_policy_cls,
                                                           MHD_AccessHandlerCallback handler,
                                                           void *handler_cls,
                                                           const struct MHD_OptionItem *options) {
-    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+    return MHD_start_daemon(flags, port, accept_policy, accept_policy_cls, handler, handler_cls,
                             MHD_OPTION_ARRAY, options, MHD_OPTION_END);
 }
 
@@ -36,6 +38,21 @@ static inline int CMicroHTTPD_connection_fd(struct MHD_Connection *connection) {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     return info == NULL ? -1 : (int) info->connect_fd;
+}
+
+/// The socket context of a connection (set by the `MHD_OPTION_NOTIFY_CONNECTION` callback), or NULL.
+/// `MHD_get_connection_info` is C-variadic.
+static inline void *CMicroHTTPD_connection_socket_context(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info == NULL ? NULL : info->socket_context;
+}
+
+/// The client's address of a connection, or NULL. `MHD_get_connection_info` is C-variadic.
+static inline const struct sockaddr *CMicroHTTPD_connection_client_address(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return info == NULL ? NULL : info->client_addr;
 }
 
 /// A log sink Swift can implement (`MHD_LogCallback` takes a `va_list`, which Swift cannot receive).

@@ -28,6 +28,11 @@ public final class HTTPServer: Sendable {
         daemon.port
     }
 
+    /// What the server did with its connections so far (open, refused, cut off).
+    public var connectionStatistics: HTTPConnectionStatistics {
+        daemon.connectionStatistics
+    }
+
     /// Starts listening.
     ///
     /// - Parameters:

@@ -22,8 +22,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var threadCount: Int
     /// The maximum number of open connections (idle keep-alive, in-flight and streaming ones).
     ///
-    /// Connections above it are accepted and closed at once. With several threads the limit is split
-    /// evenly between them.
+    /// A connection above it is closed as soon as it is accepted (counted in
+    /// ``HTTPConnectionStatistics/refusedConnectionLimit``), so it never waits in the kernel's queue.
     public var connectionLimit: Int
     /// How long a connection may stay inactive (no bytes received or sent) before it is closed.
     ///
@@ -54,8 +54,26 @@ public struct HTTPServerConfiguration: Sendable {
     /// The pool is zeroed after every request (libmicrohttpd 0.9.75), so its size is a cost per request
     /// (Benchmarks/RESULTS.md, "HTTP API under load", measures it).
     public var maxHeaderBytes: Int
-    /// The maximum number of connections from one IP address; 0 means unlimited.
+    /// The maximum number of connections from one IP address (loopback addresses included); 0 means
+    /// unlimited. A connection above it is closed as soon as it is accepted (counted in
+    /// ``HTTPConnectionStatistics/refusedPerClientLimit``). Two connections of one client accepted at
+    /// the same moment on two threads can both pass, so a client can exceed it by `threadCount - 1`.
     public var perIPConnectionLimit: Int
+    /// How long a request head (request line and headers) may take to arrive, from its first byte;
+    /// `.zero` turns it off. A connection past it is closed, however slowly its client keeps sending
+    /// (``HTTPConnectionStatistics/headerTimeouts``). Checked every 250 ms: a head is cut off between
+    /// the timeout and 250 ms after it. On a keep-alive connection, bytes that arrive within 250 ms of
+    /// the end of the previous request are noticed with the next bytes of the head.
+    public var headerTimeout: Duration
+    /// How long a request body may take to arrive, from the end of its head; `.zero` turns it off
+    /// (``HTTPConnectionStatistics/bodyTimeouts``).
+    public var bodyTimeout: Duration
+    /// The most query arguments (`&`-separated parts of the query) a request may have. A request with
+    /// more is answered 414 (``HTTPServerError/Code/tooManyQueryParameters``) without its query reaching
+    /// libmicrohttpd's parser, which keeps about 64 bytes of connection memory per argument and leaves
+    /// a request that exhausts it unanswered. The limit applied is the smaller of this and
+    /// `connectionMemoryLimit / 128` (144 for sessiond's 8 KiB header budget).
+    public var maxQueryParameters: Int
     /// Receives libmicrohttpd's error log lines (and MicroHTTP's own warnings). `nil` discards them.
     ///
     /// Called on arbitrary threads; must not block. Client misbehaviour (resets, timeouts) is logged here
@@ -78,6 +96,9 @@ public struct HTTPServerConfiguration: Sendable {
     ///   - maxBodySize: Largest request body; default 1 MiB.
     ///   - maxHeaderBytes: Request line plus headers budget; default 16 KiB.
     ///   - perIPConnectionLimit: Connections per client IP, 0 = unlimited; default 0.
+    ///   - headerTimeout: Time for a request head from its first byte, `.zero` = off; default off.
+    ///   - bodyTimeout: Time for a request body from the end of its head, `.zero` = off; default off.
+    ///   - maxQueryParameters: Query arguments above which a request is answered 414; default 100.
     ///   - errorLog: Error log sink; default `nil` (discarded).
     ///   - errorResponse: Renders the server's own error answers; default plain text.
     public init(
@@ -89,6 +110,9 @@ public struct HTTPServerConfiguration: Sendable {
         maxBodySize: Int = 1 << 20,
         maxHeaderBytes: Int = 16 * 1024,
         perIPConnectionLimit: Int = 0,
+        headerTimeout: Duration = .zero,
+        bodyTimeout: Duration = .zero,
+        maxQueryParameters: Int = 100,
         errorLog: (@Sendable (String) -> Void)? = nil,
         errorResponse: @escaping @Sendable (HTTPServerError) -> HTTPResponse = HTTPServerError.plainTextResponse
     ) {
@@ -100,6 +124,9 @@ public struct HTTPServerConfiguration: Sendable {
         self.maxBodySize = maxBodySize
         self.maxHeaderBytes = maxHeaderBytes
         self.perIPConnectionLimit = perIPConnectionLimit
+        self.headerTimeout = headerTimeout
+        self.bodyTimeout = bodyTimeout
+        self.maxQueryParameters = maxQueryParameters
         self.errorLog = errorLog
         self.errorResponse = errorResponse
     }
@@ -127,12 +154,19 @@ public struct HTTPServerConfiguration: Sendable {
         guard (0...Int(Int32.max)).contains(perIPConnectionLimit) else {
             throw invalid("perIPConnectionLimit must not be negative")
         }
+        guard headerTimeout >= .zero, bodyTimeout >= .zero else {
+            throw invalid("headerTimeout and bodyTimeout must not be negative")
+        }
+        guard maxQueryParameters >= 1 else { throw invalid("maxQueryParameters must be at least 1") }
     }
 
     /// libmicrohttpd's per-connection memory pool (`MHD_OPTION_CONNECTION_MEMORY_LIMIT`), derived from
     /// ``maxHeaderBytes``: room for the budget itself, its header bookkeeping (64 bytes per 64-byte line)
     /// and 2 KiB for the response head and libmicrohttpd's own state.
     var connectionMemoryLimit: Int { 2 * maxHeaderBytes + 2 * 1024 }
+
+    /// The query-argument limit applied: ``maxQueryParameters``, at most what the connection memory holds.
+    var effectiveMaxQueryParameters: Int { min(maxQueryParameters, connectionMemoryLimit / 128) }
 
     /// ``connectionTimeout`` in whole seconds, rounded up (0 = no timeout).
     var connectionTimeoutSeconds: UInt32 {

@@ -27,6 +27,8 @@ public struct HTTPServerError: Error, Hashable, Sendable, CustomStringConvertibl
         public static let shuttingDown = Code("shutting_down")
         /// The handler's response cannot be sent as it is, e.g. its status is out of range (status 500).
         public static let internalError = Code("internal_error")
+        /// The query has more arguments than ``HTTPServerConfiguration/maxQueryParameters`` (status 414).
+        public static let tooManyQueryParameters = Code("too_many_query_parameters")
 
         public var description: String { rawValue }
     }
@@ -62,6 +64,14 @@ public struct HTTPServerError: Error, Hashable, Sendable, CustomStringConvertibl
         status: 503,
         message: "The server is shutting down."
     )
+
+    static func tooManyQueryParameters(limit: Int) -> HTTPServerError {
+        HTTPServerError(
+            code: .tooManyQueryParameters,
+            status: 414,
+            message: "The query has more than \(limit) parameters."
+        )
+    }
 
     static func internalError(_ message: String) -> HTTPServerError {
         HTTPServerError(code: .internalError, status: 500, message: message)

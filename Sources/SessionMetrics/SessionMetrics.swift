@@ -34,6 +34,7 @@ public final class SessionMetrics: Sendable {
     private let ended: [SessionEndReason: Counter]
     private let validations: [Counter]
     private let eventsDropped: Counter
+    private let slowSubscribersDisconnected: Counter
     private let sessionDuration: ValueHistogram
 
     let routes: [String: Int]
@@ -79,6 +80,7 @@ public final class SessionMetrics: Sendable {
         var ended: [SessionEndReason: Int] = [:]
         var validations = [0, 0, 0, 0]
         var dropped = 0
+        var slowSubscribers = 0
         var cpuSeconds = 0.0
         /// Whether `process_start_time_seconds` was set (it is computed once, see ``ProcessGauges``).
         var startTimeSet = false
@@ -154,6 +156,11 @@ public final class SessionMetrics: Sendable {
         eventsDropped = registry.catalogueCounter(
             "sessiond_events_dropped_total",
             "Session events that a bounded consumer (event stream subscriber) could not take."
+        )
+        slowSubscribersDisconnected = registry.catalogueCounter(
+            "sessiond_events_subscribers_disconnected_total",
+            "Event stream subscribers disconnected by the server, by reason (slow: could not keep up).",
+            [("reason", "slow")]
         )
         sessionDuration = registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(
@@ -265,6 +272,11 @@ public final class SessionMetrics: Sendable {
                 Self.advance(validations[index], from: &last.validations[index], to: results[index])
             }
             Self.advance(eventsDropped, from: &last.dropped, to: stats.droppedEvents)
+            Self.advance(
+                slowSubscribersDisconnected,
+                from: &last.slowSubscribers,
+                to: stats.slowSubscribersDisconnected
+            )
             if let status, let process {
                 process.update(status, lastCPU: &last.cpuSeconds, startTimeSet: &last.startTimeSet)
             }

@@ -30,7 +30,8 @@ struct SessiondRuntime {
         let storeConfiguration = try options.sessions.storeConfiguration()
         let grace = try options.http.gracePeriod()
         let httpLogger = logger
-        let serverConfiguration = try options.http.serverConfiguration { message in
+        let descriptors = DescriptorLimit.raise()
+        let serverConfiguration = try options.http.serverConfiguration(descriptors: descriptors) { message in
             httpLogger.notice("libmicrohttpd", metadata: ["message": "\(message)"])
         }
         let metricsListener = try options.http.metricsListener()
@@ -64,6 +65,18 @@ struct SessiondRuntime {
             storage?.close()
             throw StartupError(error.message)
         }
+        let connections = ConnectionMetrics(registry: metrics.registry)
+        metrics.addRefresh {
+            let counts = server.connectionStatistics
+            connections.update(
+                open: counts.open,
+                limit: counts.limit,
+                refused: [
+                    .perClientLimit: counts.refusedPerClientLimit, .connectionLimit: counts.refusedConnectionLimit,
+                    .headerTimeout: counts.headerTimeouts, .bodyTimeout: counts.bodyTimeouts,
+                ]
+            )
+        }
         var metricsServer: HTTPServer?
         if let metricsListener {
             do {
@@ -73,6 +86,9 @@ struct SessiondRuntime {
                         port: metricsListener.port,
                         threadCount: 1,
                         connectionLimit: 64,
+                        perIPConnectionLimit: 8,
+                        headerTimeout: apiConfiguration.headerTimeout,
+                        bodyTimeout: apiConfiguration.bodyTimeout,
                         errorResponse: SessionAPI.errorResponse
                     ),
                     handler: endpoint.standaloneHandler
@@ -100,6 +116,9 @@ struct SessiondRuntime {
             startupMetadata: [
                 "storage": storage == nil ? "memory (sessions are lost on restart)" : "sqlite",
                 "threads": "\(options.http.threads)",
+                "connection_limit": "\(apiConfiguration.connectionLimit)",
+                "max_connections_per_client": "\(apiConfiguration.perIPConnectionLimit)",
+                "descriptor_limit": "\(descriptors)",
                 "idle_timeout_s": "\(options.sessions.idleTimeout)",
                 "max_lifetime_s": "\(options.sessions.maxLifetime)",
                 "max_sessions_per_user": "\(options.sessions.maxSessionsPerUser.map(String.init) ?? "unlimited")",

@@ -93,3 +93,61 @@ def test_slow_subscriber_is_disconnected_and_counted(make_server):
     assert 0 < total < len(received), (total, len(received))
     fast.close()
     assert requests.get(f"{server.base}/healthz", timeout=5).status_code == 200
+
+
+def counter(server, name: str) -> float:
+    text = requests.get(f"{server.base}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in the scrape")
+
+
+def event_ids(data: bytes) -> list[int]:
+    """The numbers of the complete events in a stream's bytes (chunked framing included)."""
+    ids = []
+    for frame in data.split(b"\n\n"):
+        for line in frame.split(b"\n"):
+            if line.startswith(b"id: ") and b"\ndata: " in frame:
+                ids.append(int(line.split(b"-")[-1]))
+    return ids
+
+
+def test_a_stalled_subscriber_is_counted_with_exactly_the_events_it_missed(make_server):
+    """The subscriber stops reading; logins go on, one at a time, until it is cut off. Its
+    `sessiond_events_dropped_total` share equals the events between the last one it received (read
+    once it resumes reading) and the one that cut it off, and the disconnection is counted once."""
+    server = make_server()
+    slow = open_stream(server, receive_buffer=4096)
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {server.api_token}"}
+    dropped_before = counter(server, "sessiond_events_dropped_total")
+    cut_before = counter(server, "sessiond_events_subscribers_disconnected_total")
+    # ~500-byte frames: about 600 logins fill the 256 KiB buffer and the socket buffers.
+    user = "y" * 240
+    last_id = 0
+    for index in range(20_000):
+        answer = session.post(f"{server.base}/v1/sessions", json={"username": f"{user}-{index}"}, headers=headers, timeout=5)
+        assert answer.status_code == 201
+        last_id += 1
+        if counter(server, "sessiond_events_subscribers_disconnected_total") > cut_before:
+            break
+    else:
+        raise AssertionError("the stalled subscriber was never cut off")
+    # The last login's event cut it off (its `created` is published before the login is answered).
+    slow.settimeout(5)
+    received = bytearray()
+    while True:
+        try:
+            chunk = slow.recv(1 << 20)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        received.extend(chunk)
+    ids = event_ids(bytes(received))
+    assert ids == list(range(1, len(ids) + 1)), "events missing or out of order before the cut"
+    dropped = counter(server, "sessiond_events_dropped_total") - dropped_before
+    assert counter(server, "sessiond_events_subscribers_disconnected_total") == cut_before + 1
+    # Every event up to the one that cut it off was either received or counted as dropped.
+    assert len(ids) + dropped == last_id, (len(ids), dropped, last_id)

@@ -397,24 +397,6 @@ struct ServerTests {
         #expect(lines.contains { $0.contains("Content-Length") })
     }
 
-    @Test func perIPConnectionLimitRejectsExtraConnections() throws {
-        var configuration = HTTPServerConfiguration(port: 0, threadCount: 1)
-        configuration.perIPConnectionLimit = 2
-        try withServer(configuration) { server, _ in
-            let first = try TestHTTPClient(port: server.port)
-            let second = try TestHTTPClient(port: server.port)
-            #expect(try first.request("GET", "/echo").status == 200)
-            #expect(try second.request("GET", "/echo").status == 200)
-            let third = try TestHTTPClient(port: server.port)
-            try? third.send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(third.waitForClose(timeout: 2))
-            first.close()
-            usleep(100_000)
-            let fourth = try TestHTTPClient(port: server.port)
-            #expect(try fourth.request("GET", "/echo").status == 200)
-        }
-    }
-
     @Test func startErrorsAreReported() throws {
         try withServer { server, _ in
             #expect(throws: MicroHTTPError.self) {

@@ -28,7 +28,7 @@ struct ExpiryTests {
         #expect(harness.store.reapExpired() <= 1)  // due within one 250 ms bucket
         harness.advance(seconds: 0.25)
         harness.store.reapExpired()
-        #expect(harness.store.validate(token: token) == .unknown)
+        #expect(harness.store.validate(token: token) == .expired(.idleTimeout))
     }
 
     @Test func slidSessionsAreRescheduledNotEnded() throws {

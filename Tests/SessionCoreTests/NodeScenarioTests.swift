@@ -28,7 +28,7 @@ struct NodeScenarioTests {
         harness.advance(seconds: 1.0)  // carol's 2 s passed; dave's first deadline too
         store.reapExpired()
 
-        #expect(store.validate(token: carol.token.rawValue) == .unknown)
+        #expect(store.validate(token: carol.token.rawValue) == .expired(.idleTimeout))
         let daveSession = try #require(store.validate(token: dave.token.rawValue).session)
         #expect(daveSession.data == Array(json: #"{"role":"admin"}"#))
         #expect(try store.data(token: dave.token.rawValue) == Array(json: #"{"role":"admin"}"#))

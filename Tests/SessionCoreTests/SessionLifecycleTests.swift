@@ -22,7 +22,8 @@ struct SessionLifecycleTests {
         #expect(harness.store.validate(token: token, refresh: false).session != nil)
         harness.advance(seconds: 0.001)
         #expect(harness.store.validate(token: token) == .expired(.idleTimeout))
-        #expect(harness.store.validate(token: token) == .unknown)
+        // Ended once; its token keeps answering "expired" (not "unknown") for the retention.
+        #expect(harness.store.validate(token: token) == .expired(.idleTimeout))
         #expect(harness.recorder.endReasons == [.idleTimeout])
         #expect(harness.store.statistics().activeSessions == 0)
     }
@@ -82,7 +83,7 @@ struct SessionLifecycleTests {
         _ = harness.store.validate(token: own)
         harness.advance(seconds: 6)
         harness.store.reapExpired()
-        #expect(harness.store.validate(token: follows) == .unknown)  // reaped as idle
+        #expect(harness.store.validate(token: follows) == .expired(.idleTimeout))  // reaped as idle
         #expect(harness.store.validate(token: own).session != nil)
         #expect(harness.recorder.endReasons == [.idleTimeout])
         #expect(harness.store.invariantViolations().isEmpty)
@@ -154,12 +155,12 @@ struct SessionLifecycleTests {
         #expect(harness.recorder.endReasons == [.logout])
     }
 
-    @Test func tokenOperationsOnAnExpiredSessionReportExpiredOnce() throws {
+    @Test func tokenOperationsOnAnExpiredSessionEndItOnceAndKeepReportingExpired() throws {
         let harness = Harness(.init(idleTimeout: .seconds(5)))
         let token = try harness.store.create(username: "ada").token.rawValue
         harness.advance(seconds: 5)
-        #expect(throws: SessionStore.expiredError) { try harness.store.data(token: token) }
-        #expect(throws: SessionStore.unknownError) { try harness.store.data(token: token) }
+        #expect(throws: SessionStore.expiredError(.idleTimeout)) { try harness.store.data(token: token) }
+        #expect(throws: SessionStore.expiredError(.idleTimeout)) { try harness.store.data(token: token) }
         #expect(harness.recorder.endReasons == [.idleTimeout])
     }
 

@@ -32,6 +32,18 @@ public final class HTTPStreamWriter: Sendable {
     private struct State {
         var pending: [UInt8] = []
         var readIndex = 0
+        /// Bytes ever written, ever handed to the connection, and known written to the socket:
+        /// libmicrohttpd asks for more only once it has written all it was given, so each drain
+        /// confirms the bytes handed over before it.
+        var writtenTotal = 0
+        var drainedTotal = 0
+        var confirmedTotal = 0
+        /// Where each message not yet confirmed ends (in `writtenTotal` terms), from `firstUnconfirmed`.
+        var messageEnds: [Int] = []
+        var firstUnconfirmed = 0
+        /// After ``HTTPStreamWriter/abort(whenInFlightLost:)``: the messages handed over but not yet
+        /// confirmed, and what to tell if they never are.
+        var inFlightAtAbort: (count: Int, report: @Sendable (Int) -> Void)?
         var isClosed = false
         var discardPending = false
         var isParked = false
@@ -64,16 +76,22 @@ public final class HTTPStreamWriter: Sendable {
 
     /// Queues bytes for sending.
     ///
+    /// - Parameters:
+    ///   - bytes: What to send.
+    ///   - isMessage: Whether the bytes are one message for the count ``abort()`` returns (`false` for
+    ///     padding, comments or keep-alives).
     /// - Returns: `false` if the stream is closed, or if the pending bytes would exceed ``bufferLimit``
-    ///   (nothing is queued then; the client is not keeping up and the caller usually calls ``finish()``).
+    ///   (nothing is queued then; the client is not keeping up and the caller usually calls ``abort()``).
     @discardableResult
-    public func write(_ bytes: [UInt8]) -> Bool {
+    public func write(_ bytes: [UInt8], isMessage: Bool = true) -> Bool {
         guard !bytes.isEmpty else { return !isClosed }
         return state.withLock { state in
             guard !state.isClosed else { return false }
             let pendingCount = state.pending.count - state.readIndex
             guard pendingCount + bytes.count <= bufferLimit else { return false }
             state.pending.append(contentsOf: bytes)
+            state.writtenTotal += bytes.count
+            if isMessage { state.messageEnds.append(state.writtenTotal) }
             if state.isParked {
                 state.isParked = false
                 transport.unpark()
@@ -82,7 +100,7 @@ public final class HTTPStreamWriter: Sendable {
         }
     }
 
-    /// Queues the UTF-8 bytes of a string; see `write(_:)`.
+    /// Queues the UTF-8 bytes of a string as one message; see ``write(_:isMessage:)``.
     @discardableResult
     public func write(_ text: String) -> Bool {
         write(Array(text.utf8))
@@ -96,8 +114,25 @@ public final class HTTPStreamWriter: Sendable {
     /// Closes the stream now, dropping what has not been sent: the connection is closed as soon as the
     /// server touches it again (when the client makes room, or at the connection timeout if it never
     /// reads). For a consumer too slow to keep up. Idempotent.
-    public func abort() {
+    ///
+    /// Messages (writes with `isMessage`) that had been handed to the connection but not yet confirmed
+    /// written to the socket are delivered if the client reads them before the connection closes;
+    /// `whenInFlightLost` is called once, when the connection ends, with their number if they were not.
+    ///
+    /// - Parameter whenInFlightLost: Told how many handed-over messages never reached the socket.
+    /// - Returns: How many messages this call dropped before they were handed to the connection in
+    ///   full; `nil` when the stream was closed already.
+    @discardableResult
+    public func abort(whenInFlightLost: @escaping @Sendable (Int) -> Void = { _ in }) -> Int? {
+        let dropped = state.withLock { state -> Int? in
+            guard !state.isClosed else { return nil }
+            let unconfirmed = state.messageEnds[state.firstUnconfirmed...]
+            let notHandedOver = unconfirmed.count { $0 > state.drainedTotal }
+            state.inFlightAtAbort = (unconfirmed.count - notHandedOver, whenInFlightLost)
+            return notHandedOver
+        }
         close(discardingPending: true)
+        return dropped
     }
 
     /// Whether the stream is closed (finished, client gone, connection failed, or server shut down).
@@ -130,6 +165,7 @@ public final class HTTPStreamWriter: Sendable {
     /// to send. Called only by the content reader.
     func drain(maximum: Int, _ copy: (UnsafeRawBufferPointer) -> Void) -> DrainResult {
         state.withLock { state in
+            Self.confirmHandedOver(&state)
             let available = state.pending.count - state.readIndex
             if available > 0 && !state.discardPending {
                 let count = min(available, maximum)
@@ -137,6 +173,7 @@ public final class HTTPStreamWriter: Sendable {
                     copy(UnsafeRawBufferPointer(rebasing: all[state.readIndex..<(state.readIndex + count)]))
                 }
                 state.readIndex += count
+                state.drainedTotal += count
                 if state.readIndex == state.pending.count {
                     state.pending.removeAll(keepingCapacity: state.pending.capacity <= 64 * 1024)
                     state.readIndex = 0
@@ -155,6 +192,22 @@ public final class HTTPStreamWriter: Sendable {
         }
     }
 
+    /// Everything handed over before this drain has been written (see `State.confirmedTotal`).
+    private static func confirmHandedOver(_ state: inout State) {
+        state.confirmedTotal = state.drainedTotal
+        while state.firstUnconfirmed < state.messageEnds.count,
+            state.messageEnds[state.firstUnconfirmed] <= state.confirmedTotal
+        {
+            state.firstUnconfirmed += 1
+        }
+        if state.firstUnconfirmed >= 1024 || state.firstUnconfirmed == state.messageEnds.count {
+            state.messageEnds.removeFirst(state.firstUnconfirmed)
+            state.firstUnconfirmed = 0
+        }
+        // Messages in flight at an abort were written after all.
+        if state.inFlightAtAbort != nil { state.inFlightAtAbort?.count = 0 }
+    }
+
     /// The client hung up (seen while parked): close without sending the rest.
     func clientDisconnected() {
         close(discardingPending: true)
@@ -162,13 +215,19 @@ public final class HTTPStreamWriter: Sendable {
 
     /// The server is done with the connection (response freed): nothing can be sent any more.
     func connectionEnded() {
-        let callback = state.withLock { state -> (@Sendable () -> Void)? in
+        let (callback, lost) = state.withLock { state -> ((@Sendable () -> Void)?, (@Sendable () -> Void)?) in
             state.isDetached = true
             state.isParked = false
             state.pending = []
             state.readIndex = 0
-            return markClosed(&state, discardingPending: true)
+            var lost: (@Sendable () -> Void)?
+            if let inFlight = state.inFlightAtAbort, inFlight.count > 0 {
+                lost = { inFlight.report(inFlight.count) }
+            }
+            state.inFlightAtAbort = nil
+            return (markClosed(&state, discardingPending: true), lost)
         }
+        lost?()
         callback?()
     }
 

@@ -22,6 +22,42 @@ enum MHDCallbacks {
     static let completed: MHD_RequestCompletedCallback = requestCompleted
     static let access: MHD_AccessHandlerCallback = accessHandler
     static let logSink: CMicroHTTPD_LogSink = logLine
+    static let acceptPolicy: MHD_AcceptPolicyCallback = admitConnection
+    static let connectionNotification: MHD_NotifyConnectionCallback = connectionChanged
+}
+
+/// The accept policy: whether ``ConnectionGuard`` admits a new connection from `address`.
+private func admitConnection(
+    _ cls: UnsafeMutableRawPointer?,
+    _ address: UnsafePointer<sockaddr>?,
+    _ length: socklen_t
+) -> MHD_Result {
+    guard let cls else { return .YES }
+    let server = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    return server.connections.admits(ClientAddress(address, length: Int(length))) ? .YES : .NO
+}
+
+/// `MHD_OPTION_NOTIFY_CONNECTION`: a connection started (its ``ConnectionRecord`` becomes the
+/// connection's socket context) or is about to close (the record is released).
+private func connectionChanged(
+    _ cls: UnsafeMutableRawPointer?,
+    _ connection: OpaquePointer?,
+    _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    _ change: MHD_ConnectionNotificationCode
+) {
+    guard let cls, let connection, let socketContext else { return }
+    let server = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    switch change {
+    case .CONNECTION_NOTIFY_STARTED:
+        let client = ClientAddress(CMicroHTTPD_connection_client_address(connection), length: Int.max) ?? .unknown
+        let record = ConnectionRecord(socket: CMicroHTTPD_connection_fd(connection), client: client, now: .now)
+        socketContext.pointee = Unmanaged.passRetained(record).toOpaque()
+        server.connections.opened(record)
+    default:
+        guard let pointer = socketContext.pointee else { return }
+        socketContext.pointee = nil
+        server.connections.closed(Unmanaged<ConnectionRecord>.fromOpaque(pointer).takeRetainedValue())
+    }
 }
 
 /// `MHD_OPTION_URI_LOG_CALLBACK`, the first callback of every request: creates its
@@ -29,17 +65,26 @@ enum MHDCallbacks {
 /// ``requestCompleted(_:_:_:_:)``.
 ///
 /// `uri` is the raw request target, before libmicrohttpd splits off the query and decodes it: its
-/// length tells whether it held a NUL byte (``RequestLine/targetHasNUL(url:version:rawLength:)``).
+/// length tells whether it held a NUL byte (``RequestLine/targetHasNUL(url:version:rawLength:)``),
+/// and a query of more than ``HTTPServerConfiguration/maxQueryParameters`` arguments is emptied here
+/// (libmicrohttpd would otherwise run out of connection memory storing them and leave the request
+/// unanswered); such a request is answered 414.
 private func requestStarted(
     _ cls: UnsafeMutableRawPointer?,
     _ uri: UnsafePointer<CChar>?,
     _ connection: OpaquePointer?
 ) -> UnsafeMutableRawPointer? {
-    guard let connection else { return nil }
+    guard let cls, let connection else { return nil }
+    let server = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    let mhdConnection = MHDConnection(pointer: connection)
     let request = RequestContext(
-        connection: MHDConnection(pointer: connection),
-        rawTargetLength: uri.map { strlen($0) }
+        connection: mhdConnection,
+        rawTargetLength: uri.map { strlen($0) },
+        record: mhdConnection.record
     )
+    if let uri, RequestLine.dropQuery(of: UnsafeMutablePointer(mutating: uri), above: server.maxQueryParameters) {
+        request.hasTooManyQueryParameters = true
+    }
     return Unmanaged.passRetained(request).toOpaque()
 }
 
@@ -61,6 +106,7 @@ private func requestCompleted(
         server.deferred.remove(deferred.token)
     }
     if request.isInFlight { server.requestEnded() }
+    request.record?.requestCompleted()
 }
 
 /// `MHD_AccessHandlerCallback`: hands the call to the request's ``RequestContext``.

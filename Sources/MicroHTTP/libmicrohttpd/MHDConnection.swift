@@ -1,5 +1,11 @@
 internal import CMicroHTTPD
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// One libmicrohttpd connection (`struct MHD_Connection *`): the request's headers and query
 /// arguments, suspending and resuming, and its socket.
 ///
@@ -107,6 +113,19 @@ struct MHDConnection {
     /// The connection's socket, or -1.
     var socket: Int32 {
         CMicroHTTPD_connection_fd(pointer)
+    }
+
+    /// Sets the socket's kernel send buffer (`SO_SNDBUF`).
+    func setSendBuffer(_ bytes: Int) {
+        var value = Int32(clamping: bytes)
+        _ = setsockopt(socket, SOL_SOCKET, SO_SNDBUF, &value, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// The connection's record, set when it started (its socket context).
+    var record: ConnectionRecord? {
+        CMicroHTTPD_connection_socket_context(pointer).map {
+            Unmanaged<ConnectionRecord>.fromOpaque($0).takeUnretainedValue()
+        }
     }
 }
 

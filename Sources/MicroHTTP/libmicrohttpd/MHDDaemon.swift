@@ -41,6 +41,11 @@ final class MHDDaemon: @unchecked Sendable {
     /// The bound TCP port.
     let port: Int
 
+    /// See ``HTTPServer/connectionStatistics``.
+    var connectionStatistics: HTTPConnectionStatistics {
+        server.connections.statistics
+    }
+
     /// How long a shutdown waits, after the grace period, for the 503 answers of deferred requests to go out.
     static let deferredDrainLimit = Duration.seconds(1)
 
@@ -64,7 +69,15 @@ final class MHDDaemon: @unchecked Sendable {
         let started: OpaquePointer? = withUnsafeMutablePointer(to: &address) { addressPointer in
             let options = Self.options(configuration, server: serverPointer, logger: logger, address: addressPointer)
             return options.withUnsafeBufferPointer { optionArray in
-                CMicroHTTPD_start_daemon(flags, 0, MHDCallbacks.access, serverPointer, optionArray.baseAddress)
+                CMicroHTTPD_start_daemon(
+                    flags,
+                    0,
+                    MHDCallbacks.acceptPolicy,
+                    serverPointer,
+                    MHDCallbacks.access,
+                    serverPointer,
+                    optionArray.baseAddress
+                )
             }
         }
         let startupLog = server.endStartupCapture()
@@ -74,6 +87,7 @@ final class MHDDaemon: @unchecked Sendable {
             logger.deinitialize(count: 1)
             logger.deallocate()
             server.monitor.stop()
+            server.connections.stop()
             throw Self.startError(configuration, log: startupLog)
         }
         self.daemon = started
@@ -118,6 +132,7 @@ final class MHDDaemon: @unchecked Sendable {
 
         server.monitor.stop()
         MHD_stop_daemon(daemon)
+        server.connections.stop()
         if listenSocket >= 0 {
             close(listenSocket)
         }
@@ -143,15 +158,19 @@ final class MHDDaemon: @unchecked Sendable {
             CMicroHTTPD_logger_option(logger),
             item(.NOTIFY_COMPLETED, unsafeBitCast(MHDCallbacks.completed, to: Int.self), server),
             item(.SOCK_ADDR, 0, UnsafeMutableRawPointer(address)),
-            item(.URI_LOG_CALLBACK, unsafeBitCast(MHDCallbacks.uriLog, to: Int.self)),
+            item(.URI_LOG_CALLBACK, unsafeBitCast(MHDCallbacks.uriLog, to: Int.self), server),
+            item(.NOTIFY_CONNECTION, unsafeBitCast(MHDCallbacks.connectionNotification, to: Int.self), server),
             item(.UNESCAPE_CALLBACK, unsafeBitCast(MHDCallbacks.unescape, to: Int.self)),
-            item(.CONNECTION_LIMIT, configuration.connectionLimit),
+            // ConnectionGuard enforces the limit (and counts what it refuses). libmicrohttpd's own limit
+            // is split between its threads, and a thread at it stops accepting (new connections would
+            // wait in the kernel's queue): each thread may hold one more than the whole limit.
+            item(
+                .CONNECTION_LIMIT,
+                min((configuration.connectionLimit + 1) * configuration.threadCount, Int(Int32.max))
+            ),
             item(.CONNECTION_TIMEOUT, Int(configuration.connectionTimeoutSeconds)),
             item(.CONNECTION_MEMORY_LIMIT, configuration.connectionMemoryLimit),
         ]
-        if configuration.perIPConnectionLimit > 0 {
-            options.append(item(.PER_IP_CONNECTION_LIMIT, configuration.perIPConnectionLimit))
-        }
         if configuration.threadCount > 1 {
             options.append(item(.THREAD_POOL_SIZE, configuration.threadCount))
         }

@@ -72,6 +72,7 @@ enum MHDResponse {
         _ configuration: HTTPStreamConfiguration,
         server: ServerContext
     ) -> MHD_Result {
+        if let bytes = configuration.socketSendBufferBytes { connection.setSendBuffer(bytes) }
         let token = server.streams.makeToken()
         let transport = StreamConnection(connection, token: token, monitor: server.monitor)
         let writer = HTTPStreamWriter(bufferLimit: configuration.bufferLimit, transport: transport)

@@ -26,6 +26,7 @@ extension RequestContext {
         switch state {
         case .readingHead:
             server.requestStarted()
+            record?.headReceived()
             return readHead(server: server)
         case .readingBody(var body):
             guard chunkSize > 0 else { return handle(call, body: body, server: server) }
@@ -110,6 +111,15 @@ extension RequestContext {
 
     /// The last call: runs the handler and queues its response (or defers it, or starts its stream).
     private func handle(_ call: AccessCall, body: [UInt8], server: ServerContext) -> MHD_Result {
+        record?.bodyReceived()
+        guard !hasTooManyQueryParameters else {
+            state = .answered
+            return MHDResponse.queue(
+                server.errorResponse(.tooManyQueryParameters(limit: server.maxQueryParameters)),
+                on: connection,
+                server: server
+            )
+        }
         let methodHasNUL = RequestLine.methodHasNUL(method: call.method, url: call.url)
         // A method cut short at a NUL is not that method: "DELETE\u{FFFD}" is answered 405.
         let method = call.method.map { String(cString: $0) + (methodHasNUL ? "\u{FFFD}" : "") } ?? "GET"

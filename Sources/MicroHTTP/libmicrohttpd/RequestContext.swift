@@ -40,11 +40,16 @@ final class RequestContext {
     /// The length of the raw request target as a C string, measured before libmicrohttpd split and
     /// decoded it: shorter than the target when the target holds a NUL byte (`nil` if unknown).
     let rawTargetLength: Int?
+    /// The connection's record, which the request moves through its phases for the deadlines.
+    let record: ConnectionRecord?
+    /// Whether the query had more arguments than allowed (it was dropped; the answer is 414).
+    var hasTooManyQueryParameters = false
     var state = State.readingHead
 
-    init(connection: MHDConnection, rawTargetLength: Int?) {
+    init(connection: MHDConnection, rawTargetLength: Int?, record: ConnectionRecord?) {
         self.connection = connection
         self.rawTargetLength = rawTargetLength
+        self.record = record
     }
 
     /// Whether the handler is running, so that ``HTTPRequest`` lookups are allowed.

@@ -34,4 +34,21 @@ enum RequestLine {
         }
         return false
     }
+
+    /// Empties the query of the raw target `target` when it has more than `limit` arguments (`&`-separated
+    /// parts), by ending it right after its `?`; returns whether it did. libmicrohttpd keeps about 64
+    /// bytes of its connection memory per argument, and a request that exhausts that memory while its
+    /// request line is parsed is never answered.
+    static func dropQuery(of target: UnsafeMutablePointer<CChar>, above limit: Int) -> Bool {
+        guard let question = strchr(target, Int32(UInt8(ascii: "?"))), question[1] != 0 else { return false }
+        var arguments = 1
+        var cursor = question + 1
+        while cursor.pointee != 0 {
+            if cursor.pointee == CChar(UInt8(ascii: "&")) { arguments += 1 }
+            cursor += 1
+        }
+        guard arguments > limit else { return false }
+        question[1] = 0
+        return true
+    }
 }

@@ -5,6 +5,9 @@ import Synchronization
 final class ServerContext: Sendable {
     let handler: any HTTPHandler
     let maxBodySize: Int
+    let maxQueryParameters: Int
+    /// Limits and deadlines of the connections.
+    let connections: ConnectionGuard
     let errorLog: (@Sendable (String) -> Void)?
     private let renderError: @Sendable (HTTPServerError) -> HTTPResponse
     /// Requests from their first access-handler call to their completion, streams and deferred ones
@@ -20,6 +23,15 @@ final class ServerContext: Sendable {
     init(configuration: HTTPServerConfiguration, handler: any HTTPHandler) throws {
         self.handler = handler
         self.maxBodySize = configuration.maxBodySize
+        self.maxQueryParameters = configuration.effectiveMaxQueryParameters
+        self.connections = ConnectionGuard(
+            limits: .init(
+                perClient: configuration.perIPConnectionLimit,
+                total: configuration.connectionLimit,
+                headerTimeout: configuration.headerTimeout,
+                bodyTimeout: configuration.bodyTimeout
+            )
+        )
         self.errorLog = configuration.errorLog
         self.renderError = configuration.errorResponse
         let streams = StreamRegistry()

@@ -28,6 +28,7 @@ public final class SessionEventHub: Sendable {
     private let observers = Mutex(Observers())
     private let observerCount = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
+    private let slowConsumersDisconnected = Atomic<Int>(0)
 
     init() {}
 
@@ -71,6 +72,14 @@ public final class SessionEventHub: Sendable {
     /// it dropped.
     public func recordDropped(_ count: Int = 1) {
         dropped.add(count, ordering: .relaxed)
+    }
+
+    /// Consumers (event-stream subscribers) disconnected because they could not keep up.
+    public var slowConsumersDisconnectedCount: Int { slowConsumersDisconnected.load(ordering: .relaxed) }
+
+    /// Counts a consumer disconnected because it could not keep up.
+    public func recordSlowConsumerDisconnected() {
+        slowConsumersDisconnected.add(1, ordering: .relaxed)
     }
 
     func publish(_ event: SessionEvent) {

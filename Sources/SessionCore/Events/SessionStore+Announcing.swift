@@ -3,6 +3,7 @@ import Synchronization
 extension SessionStore {
     func finish(_ removed: RemovedSession) {
         unindex(removed)
+        rememberIfExpired(removed)
         if announcingCount.load(ordering: .acquiring) == 0 {
             events.publish(removed.event)
         } else {
@@ -11,7 +12,10 @@ extension SessionStore {
     }
 
     func finish(_ removed: [RemovedSession]) {
-        for session in removed { unindex(session) }
+        for session in removed {
+            unindex(session)
+            rememberIfExpired(session)
+        }
         publishEnded(removed.map(\.event))
     }
 

@@ -19,7 +19,39 @@ extension SessionStore {
                 total += removed.count
             }
         }
+        let now = clock.nowMilliseconds()
+        for tokenShard in tokenShards { tokenShard.expired.withLock { $0.prune(now: now) } }
         return total
+    }
+
+    // MARK: Tokens of expired sessions
+
+    /// Remembers the token of a session that ended by idle or absolute timeout
+    /// (``Configuration/expiredTokenRetention``).
+    func rememberIfExpired(_ removed: RemovedSession) {
+        guard case .ended(let reason) = removed.event.kind, reason == .idleTimeout || reason == .absoluteTimeout else {
+            return
+        }
+        rememberExpired(removed.hash, reason: reason, endedAt: removed.event.at.millisecondsSinceEpoch)
+    }
+
+    func rememberExpired(_ hash: TokenHash, reason: SessionEndReason, endedAt: Int64) {
+        let now = clock.nowMilliseconds()
+        tokenShards[Int(truncatingIfNeeded: hash.w0) & mask].expired.withLock {
+            $0.insert(hash, reason: reason, endedAt: endedAt, now: now)
+        }
+    }
+
+    /// Why the session with this token ended, if it ended by timeout recently.
+    func expiredReason(of hash: TokenHash) -> SessionEndReason? {
+        let now = clock.nowMilliseconds()
+        return tokenShards[Int(truncatingIfNeeded: hash.w0) & mask].expired.withLock { $0.reason(for: hash, now: now) }
+    }
+
+    /// The error for a token that names no live session: `session_expired` (with the reason) when its
+    /// session ended by timeout recently, `session_unknown` otherwise.
+    func noLiveSessionError(_ hash: TokenHash) -> SessionError {
+        expiredReason(of: hash).map(Self.expiredError) ?? Self.unknownError
     }
 
     /// Calls ``reapExpired(batchSize:)`` every `interval` until the task is cancelled.

@@ -20,6 +20,8 @@ public struct SessionStatistics: Sendable, Hashable {
     public var validationsMalformed = 0
     /// Events dropped by bounded consumers.
     public var droppedEvents = 0
+    /// Event-stream subscribers disconnected because they could not keep up.
+    public var slowSubscribersDisconnected = 0
 
     /// All counts zero (a store with no sessions and no history).
     public init() {}

@@ -58,6 +58,7 @@ extension SessionStore {
             }
             if deadline.at <= now {
                 shard.state.withLock { $0.ended[deadline.reason.counterIndex] += 1 }
+                rememberExpired(record.tokenHash, reason: deadline.reason, endedAt: deadline.at)
                 report.expired[deadline.reason, default: 0] += 1
                 report.expiredRecords.append(record)
                 events.append(

@@ -25,9 +25,11 @@ extension SessionStore {
         for reason in SessionEndReason.allCases { stats.ended[reason] = ended[reason.counterIndex] }
         for tokenShard in tokenShards {
             stats.validationsUnknown += tokenShard.unknownValidations.load(ordering: .relaxed)
+            stats.validationsExpired += tokenShard.expiredValidations.load(ordering: .relaxed)
         }
         stats.validationsMalformed = malformedValidations.load(ordering: .relaxed)
         stats.droppedEvents = events.droppedEventCount
+        stats.slowSubscribersDisconnected = events.slowConsumersDisconnectedCount
         return stats
     }
 

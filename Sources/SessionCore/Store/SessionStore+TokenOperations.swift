@@ -72,10 +72,10 @@ extension SessionStore {
                 unindex(hash: oldHash, shard: shardIndex, slot: slot)
                 return CreatedSession(session: session, token: newToken)
             case .unknown:
-                throw Self.unknownError
+                throw noLiveSessionError(oldHash)
             case .expired(let removed):
                 finish(removed)
-                throw Self.expiredError
+                throw removed.expiredError
             }
         }
     }

@@ -49,6 +49,10 @@ extension SessionStore {
         case .found(let session)?:
             return .valid(session)
         case .unknown?, nil:
+            if let reason = expiredReason(of: hash) {
+                tokenShard.expiredValidations.add(1, ordering: .relaxed)
+                return .expired(reason)
+            }
             tokenShard.unknownValidations.add(1, ordering: .relaxed)
             return .unknown
         case .expired(let removed)?:
@@ -87,7 +91,7 @@ extension SessionStore {
         let located = withIndexedSlot(hash) { shard, slot -> LookupOutcome<(shard: Int, slot: Int32)> in
             shards[shard].state.withLock { $0.matches(slot, hash) } ? .found((shard, slot)) : .unknown
         }
-        guard case .found(let location)? = located else { throw Self.unknownError }
+        guard case .found(let location)? = located else { throw noLiveSessionError(hash) }
         return location
     }
 
@@ -110,10 +114,10 @@ extension SessionStore {
         }
         switch outcome {
         case .found(let value)?: return value
-        case .unknown?, nil: throw Self.unknownError
+        case .unknown?, nil: throw noLiveSessionError(hash)
         case .expired(let removed)?:
             finish(removed)
-            throw Self.expiredError
+            throw removed.expiredError
         }
     }
 

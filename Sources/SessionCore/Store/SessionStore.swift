@@ -58,7 +58,14 @@ public final class SessionStore: Sendable {
         self.clock = clock
         let epoch = clock.nowMilliseconds() - 86_400_000
         shards = (0..<configuration.shardCount).map { SessionShard(index: $0, wheelEpoch: epoch) }
-        tokenShards = (0..<configuration.shardCount).map { _ in TokenIndexShard() }
+        let expiredCapacity =
+            (configuration.expiredTokenCapacity + configuration.shardCount - 1) / configuration.shardCount
+        tokenShards = (0..<configuration.shardCount).map { _ in
+            TokenIndexShard(
+                expiredRetention: configuration.expiredTokenRetention.milliseconds,
+                expiredCapacity: expiredCapacity
+            )
+        }
         randomPools = (0..<min(8, configuration.shardCount)).map { _ in RandomPool() }
         mask = configuration.shardCount - 1
         settings = Mutex(configuration)
@@ -82,8 +89,14 @@ public final class SessionStore: Sendable {
         try settings.withLock { (current: inout Configuration) throws(SessionError) -> Configuration in
             var updated = current
             change(&updated)
-            guard updated.shardCount == current.shardCount else {
-                throw SessionError(code: .invalidArgument, message: "the shard count cannot change at run time")
+            guard updated.shardCount == current.shardCount,
+                updated.expiredTokenRetention == current.expiredTokenRetention,
+                updated.expiredTokenCapacity == current.expiredTokenCapacity
+            else {
+                throw SessionError(
+                    code: .invalidArgument,
+                    message: "the shard count and expired-token memory cannot change at run time"
+                )
             }
             try updated.validate()
             current = updated
@@ -235,7 +248,9 @@ public final class SessionStore: Sendable {
 
     static let malformedError = SessionError(code: .tokenMalformed, message: "the session token is malformed")
     static let unknownError = SessionError(code: .sessionUnknown, message: "no session has this token")
-    static let expiredError = SessionError(code: .sessionExpired, message: "the session has expired")
+    static func expiredError(_ reason: SessionEndReason) -> SessionError {
+        SessionError(code: .sessionExpired, message: "the session has expired (\(reason.rawValue))")
+    }
 
     /// FNV-1a over the UTF-8 bytes: stable across processes, so a user's shard does not change on
     /// restart.

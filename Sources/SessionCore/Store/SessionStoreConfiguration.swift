@@ -32,6 +32,12 @@ extension SessionStore {
         public var maxUsernameBytes: Int
         /// Number of shards (a power of two, 1...256).
         public var shardCount: Int
+        /// How long a token of a session that ended by idle or absolute timeout is still answered
+        /// "expired" (with the reason) rather than "unknown"; `.zero` turns this off. Fixed at creation.
+        public var expiredTokenRetention: Duration
+        /// The most such tokens remembered (about 80 bytes each), the oldest ending forgotten first.
+        /// Fixed at creation.
+        public var expiredTokenCapacity: Int
 
         public init(
             idleTimeout: Duration = .seconds(3000),
@@ -40,7 +46,9 @@ extension SessionStore {
             sessionLimitPolicy: SessionLimitPolicy = .evictOldest,
             maxDataBytes: Int = 16 * 1024,
             maxUsernameBytes: Int = 256,
-            shardCount: Int = 16
+            shardCount: Int = 16,
+            expiredTokenRetention: Duration = .seconds(3600),
+            expiredTokenCapacity: Int = 100_000
         ) {
             self.idleTimeout = idleTimeout
             self.maxLifetime = maxLifetime
@@ -49,6 +57,8 @@ extension SessionStore {
             self.maxDataBytes = maxDataBytes
             self.maxUsernameBytes = maxUsernameBytes
             self.shardCount = shardCount
+            self.expiredTokenRetention = expiredTokenRetention
+            self.expiredTokenCapacity = expiredTokenCapacity
         }
 
         /// Throws ``SessionError`` (`invalid_timeout` / `invalid_argument`) when a value is out of range.
@@ -66,6 +76,18 @@ extension SessionStore {
             }
             guard shardCount >= 1, shardCount <= 256, shardCount & (shardCount - 1) == 0 else {
                 throw SessionError(code: .invalidArgument, message: "shardCount must be a power of two in 1...256")
+            }
+            guard expiredTokenRetention >= .zero, expiredTokenRetention <= Self.maximumDuration else {
+                throw SessionError(
+                    code: .invalidArgument,
+                    message: "expiredTokenRetention must be between 0 and 10 years"
+                )
+            }
+            guard expiredTokenCapacity >= 0, expiredTokenCapacity <= 100_000_000 else {
+                throw SessionError(
+                    code: .invalidArgument,
+                    message: "expiredTokenCapacity must be between 0 and 100000000"
+                )
             }
         }
 

@@ -8,6 +8,12 @@ struct RemovedSession: Sendable {
     var hash: TokenHash
     var shard: Int
     var slot: Int32
+
+    /// The `session_expired` error of a session ended because it expired.
+    var expiredError: SessionError {
+        guard case .ended(let reason) = event.kind else { return SessionStore.unknownError }
+        return SessionStore.expiredError(reason)
+    }
 }
 
 /// Everything one shard owns, mutated only under its ``SessionShard`` mutex.

@@ -6,10 +6,12 @@ import Synchronization
 /// Fans session events out to Server-Sent-Events subscribers (`GET /v1/events`).
 ///
 /// Each event is rendered once (`id: <epoch>-<n>`, `event: created|ended`, `data: {...}`), then
-/// appended to every subscriber's bounded buffer. A subscriber whose buffer is full is disconnected
-/// (its stream is aborted: nothing more is queued for it, and the connection closes as soon as the
-/// server can touch it) and the event is counted as dropped on the event hub; the others are
-/// unaffected. Frames never contain a token.
+/// appended to every subscriber's bounded buffer (``bufferLimit``; the socket's kernel send buffer is
+/// kept small, ``socketSendBufferBytes``, so that the limit is what a stalled subscriber can hold). A
+/// subscriber whose buffer is full is disconnected (its stream is aborted: what is pending is dropped
+/// and the connection closes as soon as the server can touch it); the event hub counts the events it
+/// did not get (the one that did not fit and those dropped unsent) and the disconnection. The others
+/// are unaffected. Frames never contain a token.
 ///
 /// **Resuming.** From the first subscription on, the latest events are kept (up to half a
 /// subscriber's buffer, ``replayBytes``). A subscriber that reconnects with `Last-Event-ID` (as
@@ -58,6 +60,8 @@ public final class EventBroadcaster: Sendable {
     public let maximumSubscribers: Int
     /// Bytes a subscriber may have pending before it is disconnected.
     public let bufferLimit: Int
+    /// The kernel send buffer of a subscriber's socket (Linux doubles it): about 128 events.
+    public static let socketSendBufferBytes = 16 * 1024
     /// Bytes of the latest events kept for subscribers that resume (half of ``bufferLimit``, so that
     /// a replay leaves room for live events).
     public var replayBytes: Int { bufferLimit / 2 }
@@ -89,7 +93,10 @@ public final class EventBroadcaster: Sendable {
         }
         guard accepted else { return nil }
         let reservation = Reservation(self)
-        let configuration = HTTPStreamConfiguration(bufferLimit: bufferLimit) { [weak self] writer in
+        let configuration = HTTPStreamConfiguration(
+            bufferLimit: bufferLimit,
+            socketSendBufferBytes: Self.socketSendBufferBytes
+        ) { [weak self] writer in
             self?.add(writer, resumingAfter: lastEventID, reservation: reservation)
         }
         return HTTPResponse(
@@ -114,7 +121,7 @@ public final class EventBroadcaster: Sendable {
             state.nextSubscriberID += 1
             state.writers[state.nextSubscriberID] = writer
             // An initial comment tells the client the stream is open.
-            var caughtUp = writer.write(Array(": connected\n\n".utf8))
+            var caughtUp = writer.write(Array(": connected\n\n".utf8), isMessage: false)
             if caughtUp, let lastEventID { caughtUp = replay(after: lastEventID, to: writer, state) }
             return (state.nextSubscriberID, caughtUp)
         }
@@ -163,8 +170,8 @@ public final class EventBroadcaster: Sendable {
     public func sendKeepAlive() {
         let frame = Array(": keep-alive\n\n".utf8)
         let writers = state.withLock { Array($0.writers.values) }
-        for writer in writers where !writer.write(frame) && !writer.isClosed {
-            writer.abort()
+        for writer in writers where !writer.write(frame, isMessage: false) && !writer.isClosed {
+            disconnectSlow(writer, missing: 0)
         }
     }
 
@@ -193,10 +200,17 @@ public final class EventBroadcaster: Sendable {
             // A writer closed meanwhile (client gone) dropped nothing; a full one is cut off, below.
             return state.writers.values.filter { !$0.write(frame) && !$0.isClosed }
         }
-        for writer in full {
-            writer.abort()
-            events.recordDropped()
-        }
+        for writer in full { disconnectSlow(writer, missing: 1) }
+    }
+
+    /// Disconnects a subscriber that cannot keep up: counts the events it did not get (`missing` that
+    /// did not fit, those dropped unsent, and, when the connection ends, those handed to it that never
+    /// reached its socket) and the disconnection, once.
+    private func disconnectSlow(_ writer: HTTPStreamWriter, missing: Int) {
+        let events = events
+        guard let unsent = writer.abort(whenInFlightLost: { lost in events.recordDropped(lost) }) else { return }
+        events.recordDropped(unsent + missing)
+        events.recordSlowConsumerDisconnected()
     }
 
     /// The event that tells a resuming subscriber that it missed events which cannot be replayed.

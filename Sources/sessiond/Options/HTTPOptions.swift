@@ -21,11 +21,20 @@ struct HTTPOptions: ParsableArguments {
     )
     var maxHeaderBytes = 8 * 1024
 
-    @Option(help: "Most simultaneous connections.")
-    var connectionLimit = 1024
+    @Option(help: "Most simultaneous connections (default: what the descriptor limit allows, at most 65536).")
+    var connectionLimit: Int?
+
+    @Option(help: "Most simultaneous connections from one client address, loopback included (0: no limit).")
+    var maxConnectionsPerClient = 64
 
     @Option(help: "Seconds after which an idle or stalled connection is closed.")
     var connectionTimeout: Double = 30
+
+    @Option(help: "Seconds a request's line and headers may take to arrive, from their first byte (0: no limit).")
+    var headerTimeout: Double = 5
+
+    @Option(help: "Seconds a request body may take to arrive, from the end of its headers (0: no limit).")
+    var bodyTimeout: Double = 10
 
     @Option(help: "Most simultaneous /v1/events subscribers.")
     var maxEventSubscribers = 1000
@@ -40,17 +49,38 @@ struct HTTPOptions: ParsableArguments {
     var bindHost: String { host == "localhost" ? "127.0.0.1" : host }
 
     /// How the API server is configured.
-    func serverConfiguration(errorLog: @escaping @Sendable (String) -> Void) throws -> HTTPServerConfiguration {
+    ///
+    /// - Parameter descriptors: the process's descriptor limit: the default connection limit leaves
+    ///   256 of them for files, storage and the metrics listener, and a larger `--connection-limit`
+    ///   is refused.
+    func serverConfiguration(
+        descriptors: Int,
+        errorLog: @escaping @Sendable (String) -> Void
+    ) throws -> HTTPServerConfiguration {
         guard maxBodyBytes >= 1024 else { throw StartupError("--max-body-bytes must be at least 1024") }
         let timeout = try OptionValue.milliseconds(connectionTimeout, "--connection-timeout", within: 0.001...86_400)
+        let headerDeadline = try OptionValue.milliseconds(headerTimeout, "--header-timeout", within: 0...3600)
+        let bodyDeadline = try OptionValue.milliseconds(bodyTimeout, "--body-timeout", within: 0...3600)
+        let available = max(64, descriptors - 256)
+        if let connectionLimit, connectionLimit > available {
+            throw StartupError(
+                "--connection-limit \(connectionLimit) exceeds what the descriptor limit (\(descriptors)) allows: at most \(available)"
+            )
+        }
+        guard maxConnectionsPerClient >= 0 else {
+            throw StartupError("--max-connections-per-client must not be negative")
+        }
         return HTTPServerConfiguration(
             host: bindHost,
             port: port,
             threadCount: threads,
-            connectionLimit: connectionLimit,
+            connectionLimit: connectionLimit ?? min(available, 65_536),
             connectionTimeout: .milliseconds(timeout),
             maxBodySize: maxBodyBytes,
             maxHeaderBytes: maxHeaderBytes,
+            perIPConnectionLimit: maxConnectionsPerClient,
+            headerTimeout: .milliseconds(headerDeadline),
+            bodyTimeout: .milliseconds(bodyDeadline),
             errorLog: errorLog
         )
     }

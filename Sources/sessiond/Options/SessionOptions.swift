@@ -18,6 +18,15 @@ struct SessionOptions: ParsableArguments {
     @Option(help: "Largest session data, in bytes of JSON.")
     var maxDataBytes = 16 * 1024
 
+    @Option(
+        help:
+            "Seconds during which the token of a session that ended by timeout answers session_expired, not session_unknown (0: off)."
+    )
+    var expiredTokenRetention: Double = 3600
+
+    @Option(help: "Most tokens of expired sessions remembered (about 80 bytes each; the oldest are forgotten first).")
+    var expiredTokenCapacity = 100_000
+
     /// The store's configuration, checked.
     func storeConfiguration() throws -> SessionStore.Configuration {
         let configuration = SessionStore.Configuration(
@@ -33,7 +42,15 @@ struct SessionOptions: ParsableArguments {
                 "--session-limit-policy",
                 sessionLimitPolicy
             ),
-            maxDataBytes: maxDataBytes
+            maxDataBytes: maxDataBytes,
+            expiredTokenRetention: .milliseconds(
+                try OptionValue.milliseconds(
+                    expiredTokenRetention,
+                    "--expired-token-retention",
+                    within: 0...315_360_000
+                )
+            ),
+            expiredTokenCapacity: expiredTokenCapacity
         )
         do {
             try configuration.validate()
