@@ -28,7 +28,7 @@ final class ConnectionGuard: Sendable {
     private struct State {
         var perClient: [ClientAddress: Int] = [:]
         var records: [ObjectIdentifier: ConnectionRecord] = [:]
-        var lastSweep = ContinuousClock.now
+        var lastSweep = ConnectionRecord.now()
     }
 
     static let sweepInterval = Duration.milliseconds(250)
@@ -107,27 +107,70 @@ final class ConnectionGuard: Sendable {
         return statistics
     }
 
+    /// What the sweep knows of one connection's current phase.
+    private struct Watch {
+        /// The phase word it belongs to (a new phase starts a new watch).
+        var word: UInt64
+        /// The socket's received-byte count when the phase began (0 for a new connection; taken by the
+        /// first sweep of the phase otherwise).
+        var receivedAtStart: UInt64?
+        /// When bytes of a head were first seen.
+        var firstData: Int64?
+    }
+
+    /// The sweep's watches, by connection; only the sweep touches them.
+    private let watches = Mutex<[ObjectIdentifier: Watch]>([:])
+
     /// Cuts off the connections past a deadline.
     private func sweep() {
-        let now = ContinuousClock.now
+        let now = ConnectionRecord.now()
         let (records, lastSweep) = state.withLock { state in
             defer { state.lastSweep = now }
             return (Array(state.records.values), state.lastSweep)
         }
-        for record in records {
-            guard let arrival = record.arrival(now: now, lastSweep: lastSweep) else { continue }
-            let limit = arrival.isBody ? limits.bodyTimeout : limits.headerTimeout
-            guard limit > .zero, arrival.duration >= limit else { continue }
+        let headerTimeout = Int64(limits.headerTimeout / .milliseconds(1))
+        let bodyTimeout = Int64(limits.bodyTimeout / .milliseconds(1))
+        var overdue: [(record: ConnectionRecord, isBody: Bool)] = []
+        watches.withLock { watches in
+            var next: [ObjectIdentifier: Watch] = [:]
+            for record in records {
+                let (phase, since, word) = record.phase
+                var watch =
+                    watches[ObjectIdentifier(record)].flatMap { $0.word == word ? $0 : nil }
+                    ?? Watch(word: word, receivedAtStart: phase == .waitingOnNewConnection ? 0 : nil, firstData: nil)
+                switch phase {
+                case .answering:
+                    break
+                case .receivingBody:
+                    if bodyTimeout > 0 && now - since >= bodyTimeout { overdue.append((record, true)) }
+                case .waitingOnNewConnection, .waitingAfterRequest:
+                    if watch.firstData == nil, headerTimeout > 0, let received = record.receivedBytes() {
+                        if let start = watch.receivedAtStart {
+                            // Bytes first seen now arrived after the previous sweep.
+                            if received > start { watch.firstData = max(since, lastSweep) }
+                        } else {
+                            // The first sweep of the phase: what has arrived so far is the previous request's.
+                            watch.receivedAtStart = received
+                        }
+                    }
+                    if let first = watch.firstData, now - first >= headerTimeout { overdue.append((record, false)) }
+                }
+                next[ObjectIdentifier(record)] = watch
+            }
+            watches = next
+        }
+        for (record, isBody) in overdue {
             // Under the lock: a registered connection's socket is still open, so this cannot reach
             // another connection that reuses the descriptor number.
-            let cut = state.withLock { state in
-                state.records[ObjectIdentifier(record)] != nil && record.cutOff()
-            }
-            guard cut else { continue }
-            if arrival.isBody {
-                bodyTimeouts.add(1, ordering: .relaxed)
-            } else {
-                headerTimeouts.add(1, ordering: .relaxed)
+            state.withLock { state in
+                guard state.records[ObjectIdentifier(record)] != nil else { return }
+                record.cutOff {
+                    if isBody {
+                        bodyTimeouts.add(1, ordering: .relaxed)
+                    } else {
+                        headerTimeouts.add(1, ordering: .relaxed)
+                    }
+                }
             }
         }
     }

@@ -10,89 +10,57 @@ import Musl
 /// its client, and where its current request is, for ``ConnectionGuard``'s deadlines.
 ///
 /// libmicrohttpd keeps it as the connection's socket context; the request contexts of the connection
-/// move it from phase to phase (on libmicrohttpd's thread for the connection), and the guard's sweep
-/// reads it (on its own queue).
+/// move it from phase to phase (on libmicrohttpd's thread for the connection: one atomic store each),
+/// and the guard's sweep reads it.
 final class ConnectionRecord: Sendable {
     /// Where the connection's current request is.
-    enum Phase: Sendable {
-        /// Between requests, or receiving a request head: since `since`. `receivedAtStart` is the
-        /// socket's count of received bytes when the phase began, when known (0 for a new connection;
-        /// taken by the first sweep otherwise); `firstData` is when more bytes were first seen.
-        case waitingForHead(
-            since: ContinuousClock.Instant,
-            receivedAtStart: UInt64?,
-            firstData: ContinuousClock.Instant?
-        )
-        /// The head is complete; the body is arriving since `since`.
-        case receivingBody(since: ContinuousClock.Instant)
+    enum Phase: UInt64 {
+        /// A new connection, waiting for its first request head: no byte has been counted yet.
+        case waitingOnNewConnection = 0
+        /// Between requests, or receiving a request head, on a connection that served requests.
+        case waitingAfterRequest = 1
+        /// The head is complete; the body is arriving.
+        case receivingBody = 2
         /// The request is being answered (a handler, a deferred answer or a stream): no deadline.
-        case answering
+        case answering = 3
     }
 
     let socket: Int32
     let client: ClientAddress
-    private let phase: Mutex<Phase>
+    /// The phase in the top two bits, the coarse monotonic time it began (milliseconds) below.
+    private let state: Atomic<UInt64>
     private let isCutOff = Atomic<Bool>(false)
 
-    init(socket: Int32, client: ClientAddress, now: ContinuousClock.Instant) {
+    init(socket: Int32, client: ClientAddress) {
         self.socket = socket
         self.client = client
-        self.phase = Mutex(.waitingForHead(since: now, receivedAtStart: 0, firstData: nil))
+        self.state = Atomic(Self.word(.waitingOnNewConnection, since: Self.now()))
     }
 
-    /// The request's head is complete (the first access-handler call).
+    /// The request's head is complete (the first access-handler call): its body, if any, is arriving
+    /// (a request without one is answered right after).
     func headReceived() {
-        let now = ContinuousClock.now
-        phase.withLock { $0 = .receivingBody(since: now) }
+        state.store(Self.word(.receivingBody, since: Self.now()), ordering: .relaxed)
     }
 
     /// The request is complete and is being answered.
     func bodyReceived() {
-        phase.withLock { $0 = .answering }
+        state.store(Self.word(.answering, since: 0), ordering: .relaxed)
     }
 
     /// The request is over; the connection waits for the next one.
     func requestCompleted() {
-        let now = ContinuousClock.now
-        phase.withLock { $0 = .waitingForHead(since: now, receivedAtStart: nil, firstData: nil) }
+        state.store(Self.word(.waitingAfterRequest, since: Self.now()), ordering: .relaxed)
     }
 
-    /// How long the current head or body has been arriving, as of `now` (`lastSweep` is when the
-    /// previous sweep ran: bytes first seen now arrived after it). `nil` while nothing is arriving.
-    func arrival(
-        now: ContinuousClock.Instant,
-        lastSweep: ContinuousClock.Instant
-    ) -> (isBody: Bool, duration: Duration)? {
-        let current = phase.withLock { $0 }
-        switch current {
-        case .answering:
-            return nil
-        case .receivingBody(let since):
-            return (true, now - since)
-        case .waitingForHead(let since, let receivedAtStart, let firstData):
-            if let firstData { return (false, now - firstData) }
-            guard let received = receivedBytes() else { return nil }
-            guard let receivedAtStart else {
-                // The first sweep of this phase: what has arrived so far belongs to the previous request.
-                update(since: since) { .waitingForHead(since: since, receivedAtStart: received, firstData: nil) }
-                return nil
-            }
-            guard received > receivedAtStart else { return nil }
-            let first = max(since, lastSweep)
-            update(since: since) { .waitingForHead(since: since, receivedAtStart: receivedAtStart, firstData: first) }
-            return (false, now - first)
-        }
-    }
-
-    /// Replaces the phase with `next()` if it is still the waiting phase that began at `since`.
-    private func update(since: ContinuousClock.Instant, _ next: () -> Phase) {
-        phase.withLock { phase in
-            if case .waitingForHead(let current, _, _) = phase, current == since { phase = next() }
-        }
+    /// The current phase, when it began, and the raw word (which changes with every transition).
+    var phase: (phase: Phase, since: Int64, word: UInt64) {
+        let word = state.load(ordering: .relaxed)
+        return (Phase(rawValue: word >> 62)!, Int64(word & (1 << 62 - 1)), word)
     }
 
     /// The bytes the socket has received so far (`tcpi_bytes_received` of `TCP_INFO`), or `nil`.
-    private func receivedBytes() -> UInt64? {
+    func receivedBytes() -> UInt64? {
         // struct tcp_info of linux/tcp.h: tcpi_bytes_received is the u64 at offset 128 (Linux ≥ 4.1).
         var info = [UInt8](repeating: 0, count: 256)
         var length = socklen_t(info.count)
@@ -104,11 +72,23 @@ final class ConnectionRecord: Sendable {
     }
 
     /// Closes the connection from outside libmicrohttpd: it sees the end of the stream and closes it.
-    /// Call only while the connection is registered (its socket is still open). Returns `false` when
-    /// it was cut off already.
-    func cutOff() -> Bool {
-        guard !isCutOff.exchange(true, ordering: .relaxed) else { return false }
+    /// Call only while the connection is registered (its socket is still open). Does nothing when it
+    /// was cut off already; otherwise runs `first` (to count it) before the client can see the close.
+    func cutOff(first: () -> Void) {
+        guard !isCutOff.exchange(true, ordering: .relaxed) else { return }
+        first()
         _ = shutdown(socket, Int32(SHUT_RDWR))
-        return true
+    }
+
+    /// Milliseconds of the coarse monotonic clock (a few milliseconds' resolution, a few nanoseconds
+    /// to read): what the deadlines are measured with.
+    static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+    }
+
+    private static func word(_ phase: Phase, since: Int64) -> UInt64 {
+        phase.rawValue << 62 | UInt64(max(0, since)) & (1 << 62 - 1)
     }
 }

@@ -50,7 +50,7 @@ private func connectionChanged(
     switch change {
     case .CONNECTION_NOTIFY_STARTED:
         let client = ClientAddress(CMicroHTTPD_connection_client_address(connection), length: Int.max) ?? .unknown
-        let record = ConnectionRecord(socket: CMicroHTTPD_connection_fd(connection), client: client, now: .now)
+        let record = ConnectionRecord(socket: CMicroHTTPD_connection_fd(connection), client: client)
         socketContext.pointee = Unmanaged.passRetained(record).toOpaque()
         server.connections.opened(record)
     default:

@@ -121,7 +121,7 @@ final class MHDDaemon: @unchecked Sendable {
         // stream resumes it if it was suspended, and a closed stream never suspends again, so
         // MHD_stop_daemon below cannot find a suspended connection (that would be an MHD_PANIC).
         server.streams.closeAll()
-        _ = server.inFlight.wait(timeout: .now(advancedBy: gracePeriod))
+        _ = server.waitUntilNoRequestInFlight(timeout: gracePeriod)
 
         // Deferred requests still waiting are answered now, and later ones at once, which resumes their
         // connections: MHD_stop_daemon must not find a suspended connection (MHD_PANIC). A resumed

@@ -11,8 +11,10 @@ final class ServerContext: Sendable {
     let errorLog: (@Sendable (String) -> Void)?
     private let renderError: @Sendable (HTTPServerError) -> HTTPResponse
     /// Requests from their first access-handler call to their completion, streams and deferred ones
-    /// included.
-    let inFlight = DispatchGroup()
+    /// included (an atomic count: this runs twice per request).
+    private let inFlight = Atomic<Int>(0)
+    /// Signalled when the last request in flight completes while a shutdown waits for it.
+    private let drained = DispatchSemaphore(value: 0)
     private let shuttingDown = Atomic<Bool>(false)
     let streams: StreamRegistry
     let deferred: DeferredRegistry
@@ -47,9 +49,22 @@ final class ServerContext: Sendable {
     func beginShutdown() { shuttingDown.store(true, ordering: .releasing) }
 
     /// A request's headers are complete: it counts as in flight until ``requestEnded()``.
-    func requestStarted() { inFlight.enter() }
+    func requestStarted() { inFlight.add(1, ordering: .relaxed) }
 
-    func requestEnded() { inFlight.leave() }
+    func requestEnded() {
+        let remaining = inFlight.subtract(1, ordering: .releasing).newValue
+        if remaining == 0 && shuttingDown.load(ordering: .acquiring) { drained.signal() }
+    }
+
+    /// Waits until no request is in flight, or `timeout` has passed (after ``beginShutdown()``, so
+    /// that the last request to complete signals it); returns whether none is.
+    func waitUntilNoRequestInFlight(timeout: Duration) -> Bool {
+        let deadline = DispatchTime.now(advancedBy: timeout)
+        while inFlight.load(ordering: .acquiring) > 0 {
+            guard drained.wait(timeout: deadline) == .success else { return inFlight.load(ordering: .acquiring) == 0 }
+        }
+        return true
+    }
 
     /// Reports a problem to ``HTTPServerConfiguration/errorLog`` (and keeps it while starting).
     func log(_ message: String) {

@@ -11,7 +11,7 @@
 ///     if case .success(let created) = result { send(created.token.rawValue) }
 /// }
 /// ```
-public protocol SessionBackend: Sendable {
+public protocol SessionBackend: AnyObject, Sendable {
     /// Every `created` and `ended` event of the backend's sessions, for observers (metrics, logs) and
     /// the event stream.
     var events: SessionEventHub { get }
