@@ -3,10 +3,15 @@
 # machine), measured alternately in the same run with wrk -t1 -c50 (keep-alive), 1,000,000 sessions loaded.
 #
 #   Benchmarks/http/run.sh [ROUNDS] [SECONDS]      (defaults: 3 rounds of 10 s)
+#   Benchmarks/http/run.sh --ab REV_A [ROUNDS] [SECONDS]   paired A/B of two builds (Benchmarks/http/ab.sh)
 #
 # Prints req/s and latency for each round and the medians/ratios at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+if [ "${1:-}" = "--ab" ]; then
+    shift
+    exec Benchmarks/http/ab.sh "$@"
+fi
 # sessiond runs with the malloc settings scripts/run.sh gives it (transparent huge pages); nothing else does.
 source Benchmarks/stats.sh
 SESSIOND_TUNABLES=$(unset GLIBC_TUNABLES; source scripts/malloc-tunables.sh; echo "$GLIBC_TUNABLES")

@@ -20,7 +20,7 @@ extension SessionStore {
             }
         }
         let now = clock.nowMilliseconds()
-        for tokenShard in tokenShards { tokenShard.expired.withLock { $0.prune(now: now) } }
+        for tokenShard in tokenShards { tokenShard.pruneExpired(now: now) }
         return total
     }
 
@@ -36,16 +36,13 @@ extension SessionStore {
     }
 
     func rememberExpired(_ hash: TokenHash, reason: SessionEndReason, endedAt: Int64) {
-        let now = clock.nowMilliseconds()
-        tokenShards[Int(truncatingIfNeeded: hash.w0) & mask].expired.withLock {
-            $0.insert(hash, reason: reason, endedAt: endedAt, now: now)
-        }
+        tokenShards[Int(truncatingIfNeeded: hash.w0) & mask]
+            .rememberExpired(hash, reason: reason, endedAt: endedAt, now: clock.nowMilliseconds())
     }
 
     /// Why the session with this token ended, if it ended by timeout recently.
     func expiredReason(of hash: TokenHash) -> SessionEndReason? {
-        let now = clock.nowMilliseconds()
-        return tokenShards[Int(truncatingIfNeeded: hash.w0) & mask].expired.withLock { $0.reason(for: hash, now: now) }
+        tokenShards[Int(truncatingIfNeeded: hash.w0) & mask].expiredReason(of: hash, now: clock.nowMilliseconds())
     }
 
     /// The error for a token that names no live session: `session_expired` (with the reason) when its

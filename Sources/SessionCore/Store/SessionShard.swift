@@ -17,13 +17,40 @@ final class SessionShard: Sendable {
 final class TokenIndexShard: Sendable {
     let map = Mutex(CompactIndex())
     /// The tokens of this shard's sessions that ended by timeout recently.
-    let expired: Mutex<ExpiredTokens>
+    private let expired: Mutex<ExpiredTokens>
     let unknownValidations = Atomic<Int>(0)
     /// Validations answered "expired" from ``expired`` (the session had already been removed).
     let expiredValidations = Atomic<Int>(0)
 
+    /// How many tokens ``expired`` holds, readable without its lock: while it holds none, an unknown
+    /// token costs no lock.
+    private let expiredCount = Atomic<Int>(0)
+
     init(expiredRetention: Int64, expiredCapacity: Int) {
         expired = Mutex(ExpiredTokens(retention: expiredRetention, capacity: expiredCapacity))
+    }
+
+    /// Remembers the token of a session that ended at `endedAt` for `reason` (a timeout).
+    func rememberExpired(_ hash: TokenHash, reason: SessionEndReason, endedAt: Int64, now: Int64) {
+        expired.withLock { tokens in
+            tokens.insert(hash, reason: reason, endedAt: endedAt, now: now)
+            expiredCount.store(tokens.count, ordering: .releasing)
+        }
+    }
+
+    /// Why the session with this token ended, if it ended by timeout recently.
+    func expiredReason(of hash: TokenHash, now: @autoclosure () -> Int64) -> SessionEndReason? {
+        guard expiredCount.load(ordering: .acquiring) > 0 else { return nil }
+        let now = now()
+        return expired.withLock { $0.reason(for: hash, now: now) }
+    }
+
+    /// Forgets the tokens past their retention.
+    func pruneExpired(now: Int64) {
+        expired.withLock { tokens in
+            tokens.prune(now: now)
+            expiredCount.store(tokens.count, ordering: .releasing)
+        }
     }
 
     static func pack(shard: Int, slot: Int32) -> UInt32 { UInt32(shard) << 24 | UInt32(slot) }
