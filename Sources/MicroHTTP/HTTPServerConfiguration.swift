@@ -54,8 +54,8 @@ public struct HTTPServerConfiguration: Sendable {
     /// The pool is zeroed after every request (libmicrohttpd 0.9.75), so its size is a cost per request
     /// (Benchmarks/RESULTS.md, "HTTP API under load", measures it).
     public var maxHeaderBytes: Int
-    /// The maximum number of connections from one IP address (loopback addresses included); 0 means
-    /// unlimited. A connection above it is closed as soon as it is accepted (counted in
+    /// The maximum number of connections from one client, an IPv4 address or an IPv6 /64 (loopback
+    /// addresses included); 0 means unlimited. A connection above it is closed as soon as it is accepted (counted in
     /// ``HTTPConnectionStatistics/refusedPerClientLimit``). Two connections of one client accepted at
     /// the same moment on two threads can both pass, so a client can exceed it by `threadCount - 1`.
     public var perIPConnectionLimit: Int
@@ -95,7 +95,8 @@ public struct HTTPServerConfiguration: Sendable {
     ///   - connectionTimeout: Inactivity timeout; default 30 seconds.
     ///   - maxBodySize: Largest request body; default 1 MiB.
     ///   - maxHeaderBytes: Request line plus headers budget; default 16 KiB.
-    ///   - perIPConnectionLimit: Connections per client IP, 0 = unlimited; default 0.
+    ///   - perIPConnectionLimit: Connections per client (an IPv4 address or an IPv6 /64), 0 = unlimited;
+    ///     default 0.
     ///   - headerTimeout: Time for a request head from its first byte, `.zero` = off; default off.
     ///   - bodyTimeout: Time for a request body from the end of its head, `.zero` = off; default off.
     ///   - maxQueryParameters: Query arguments above which a request is answered 414; default 100.

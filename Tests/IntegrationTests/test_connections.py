@@ -19,7 +19,8 @@ import requests
 from conftest import free_port, metric, raw_request, scrape, unchanged, unique
 
 ATTACKER = "127.0.0.2"
-PROBE_TIMEOUT = 1.0
+PROBE_TIMEOUT = 1.0  # what each probe must be answered within
+REQUEST_TIMEOUT = 5.0  # what a probe waits for, so that a slow answer fails the bound, not the client
 
 
 def raise_descriptor_limit(needed: int) -> None:
@@ -61,7 +62,7 @@ def probe(server, token: str, metrics_base: str | None = None) -> float:
               (server.base, "/v1/session", headers)]
     for base, path, extra in probes:
         start = time.monotonic()
-        answer = requests.get(base + path, headers=extra, timeout=PROBE_TIMEOUT)
+        answer = requests.get(base + path, headers=extra, timeout=REQUEST_TIMEOUT)
         assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text[:200]}"
         slowest = max(slowest, time.monotonic() - start)
     return slowest
@@ -142,8 +143,15 @@ def test_idle_connections_beyond_the_per_client_limit_are_refused_at_once(make_s
     before = refused(server, "per_client_limit")
     idle = [sock for sock in (connect_from(ATTACKER, server) for _ in range(1000)) if sock is not None]
     assert len(idle) == 1000
-    time.sleep(0.5)
-    closed = sum(1 for sock in idle if is_closed_by_peer(sock))
+    # Refused connections are closed as soon as accepted; give a loaded machine time to accept them all.
+    deadline = time.monotonic() + 5
+    closed = 0
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now_closed = sum(1 for sock in idle if is_closed_by_peer(sock))
+        if now_closed == closed and closed >= 1000 - 65:
+            break
+        closed = now_closed
     assert 1000 - 65 <= closed <= 1000 - 64, f"{closed} of 1000 idle connections closed (limit 64 per client)"
     assert refused(server, "per_client_limit") - before == closed
     assert probe(server, token) < PROBE_TIMEOUT

@@ -43,9 +43,10 @@ def test_expired_logged_out_revoked_and_rotated_tokens_answer_apart(make_server)
     assert metric(samples, "sessiond_sessions_expired_total", reason="idle_timeout") == 1
 
 
-def test_an_expired_session_not_yet_reaped_answers_the_same(make_server):
-    # A validation can find the session before the reaper: it ends it on the spot; the next one
-    # finds only its token among the expired ones. Both answer session_expired.
+def test_an_expired_session_answers_expired_right_after_its_deadline(make_server):
+    # Right after the deadline either the reaper has removed the session (its token is among the
+    # expired ones) or the first validation finds it and ends it on the spot (and the next ones find
+    # its token among the expired ones): session_expired every time, whichever came first.
     server = make_server()
     client = server.client()
     created = client.create(unique(), idleTimeout=2)
@@ -75,11 +76,14 @@ def test_retention_zero_answers_session_unknown_once_removed(make_server):
 def test_a_session_that_expired_while_sessiond_was_down_answers_session_expired(make_server):
     server = make_server()
     client = server.client()
-    created = client.create(unique(), idleTimeout=2)
-    logged_out = client.create(unique(), idleTimeout=2)
+    created_at = time.monotonic()
+    created = client.create(unique(), idleTimeout=4)
+    logged_out = client.create(unique(), idleTimeout=4)
     assert client.delete("/v1/session", session_token=logged_out["token"]).status_code == 204
     assert server.stop() == 0
-    time.sleep(2.5)
+    # The session must still have been live when sessiond stopped, and be past its deadline at start.
+    assert time.monotonic() - created_at < 3.5, "sessiond took too long to stop for this test"
+    time.sleep(max(0.0, created_at + 4.5 - time.monotonic()))
     server.start()
     client = server.client()
     expect_expired(client, created["token"], "idle_timeout")

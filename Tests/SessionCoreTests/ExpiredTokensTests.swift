@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import Testing
 
 @testable import SessionCore
@@ -84,5 +86,27 @@ struct ExpiredAnswerTests {
         harness.advance(seconds: 60)
         harness.store.reapExpired()
         #expect(harness.store.validate(token: token) == .unknown)
+    }
+
+    @Test func aTokenValidatedWhileTheReaperRemovesItsSessionAnswersExpired() throws {
+        // The reaper removes a batch under a shard's lock and unindexes it afterwards; a validation in
+        // between must find the tombstone, not answer "unknown".
+        let harness = Harness(.init(idleTimeout: .seconds(10)))
+        let tokens = try (0..<20_000).map { try harness.store.create(username: "u\($0 % 500)").token.rawValue }
+        harness.advance(seconds: 11)
+        let answers = Mutex<[SessionValidation: Int]>([:])
+        DispatchQueue.concurrentPerform(iterations: 2) { worker in
+            if worker == 0 {
+                harness.store.reapExpired(batchSize: 4096)
+                return
+            }
+            var seen: [SessionValidation: Int] = [:]
+            for token in tokens.reversed() {
+                seen[harness.store.validate(token: token, refresh: false), default: 0] += 1
+            }
+            answers.withLock { $0 = seen }
+        }
+        let seen = answers.withLock { $0 }
+        #expect(seen == [.expired(.idleTimeout): tokens.count])
     }
 }

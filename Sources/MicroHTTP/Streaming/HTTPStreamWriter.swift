@@ -124,14 +124,16 @@ public final class HTTPStreamWriter: Sendable {
     ///   full; `nil` when the stream was closed already.
     @discardableResult
     public func abort(whenInFlightLost: @escaping @Sendable (Int) -> Void = { _ in }) -> Int? {
-        let dropped = state.withLock { state -> Int? in
-            guard !state.isClosed else { return nil }
+        // One critical section: a concurrent finish or client hangup either closes the stream first
+        // (this returns nil) or finds it closed by this call, so no message is counted twice or lost.
+        let (dropped, callback) = state.withLock { state -> (Int?, (@Sendable () -> Void)?) in
+            guard !state.isClosed else { return (nil, nil) }
             let unconfirmed = state.messageEnds[state.firstUnconfirmed...]
             let notHandedOver = unconfirmed.count { $0 > state.drainedTotal }
             state.inFlightAtAbort = (unconfirmed.count - notHandedOver, whenInFlightLost)
-            return notHandedOver
+            return (notHandedOver, closeLocked(&state, discardingPending: true))
         }
-        close(discardingPending: true)
+        callback?()
         return dropped
     }
 
@@ -232,15 +234,19 @@ public final class HTTPStreamWriter: Sendable {
     }
 
     private func close(discardingPending: Bool) {
-        let callback = state.withLock { state -> (@Sendable () -> Void)? in
-            let callback = markClosed(&state, discardingPending: discardingPending)
-            if state.isParked && !state.isDetached {
-                state.isParked = false
-                transport.unpark()
-            }
-            return callback
-        }
+        let callback = state.withLock { closeLocked(&$0, discardingPending: discardingPending) }
         callback?()
+    }
+
+    /// Marks the state closed and wakes a parked connection; returns the close callback if this call
+    /// closed it.
+    private func closeLocked(_ state: inout State, discardingPending: Bool) -> (@Sendable () -> Void)? {
+        let callback = markClosed(&state, discardingPending: discardingPending)
+        if state.isParked && !state.isDetached {
+            state.isParked = false
+            transport.unpark()
+        }
+        return callback
     }
 
     /// Marks the state closed; returns the close callback if this call closed it.

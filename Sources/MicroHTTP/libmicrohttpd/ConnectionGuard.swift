@@ -1,9 +1,9 @@
 import Dispatch
 import Synchronization
 
-/// Keeps one client from making the server unreachable: limits connections per client address and in
-/// all, and cuts off connections whose request head or body arrives too slowly, whatever their drip
-/// rate. Counts what it refused.
+/// Keeps one client from making the server unreachable: limits connections per client
+/// (``ClientAddress``: an IPv4 address or an IPv6 /64) and in all, and cuts off connections whose
+/// request head or body arrives too slowly, whatever their drip rate. Counts what it refused.
 ///
 /// - At accept time (libmicrohttpd's accept policy), a connection from a client that already has
 ///   ``Limits/perClient`` connections open, or beyond ``Limits/total`` connections in all, is refused:
@@ -130,7 +130,7 @@ final class ConnectionGuard: Sendable {
         }
         let headerTimeout = Int64(limits.headerTimeout / .milliseconds(1))
         let bodyTimeout = Int64(limits.bodyTimeout / .milliseconds(1))
-        var overdue: [(record: ConnectionRecord, isBody: Bool)] = []
+        var overdue: [(record: ConnectionRecord, word: UInt64, isBody: Bool)] = []
         watches.withLock { watches in
             var next: [ObjectIdentifier: Watch] = [:]
             for record in records {
@@ -142,7 +142,7 @@ final class ConnectionGuard: Sendable {
                 case .answering:
                     break
                 case .receivingBody:
-                    if bodyTimeout > 0 && now - since >= bodyTimeout { overdue.append((record, true)) }
+                    if bodyTimeout > 0 && now - since >= bodyTimeout { overdue.append((record, word, true)) }
                 case .waitingOnNewConnection, .waitingAfterRequest:
                     if watch.firstData == nil, headerTimeout > 0, let received = record.receivedBytes() {
                         if let start = watch.receivedAtStart {
@@ -153,17 +153,20 @@ final class ConnectionGuard: Sendable {
                             watch.receivedAtStart = received
                         }
                     }
-                    if let first = watch.firstData, now - first >= headerTimeout { overdue.append((record, false)) }
+                    if let first = watch.firstData, now - first >= headerTimeout {
+                        overdue.append((record, word, false))
+                    }
                 }
                 next[ObjectIdentifier(record)] = watch
             }
             watches = next
         }
-        for (record, isBody) in overdue {
+        for (record, word, isBody) in overdue {
             // Under the lock: a registered connection's socket is still open, so this cannot reach
-            // another connection that reuses the descriptor number.
+            // another connection that reuses the descriptor number. A connection that moved on since
+            // (its head or body completed) is left alone.
             state.withLock { state in
-                guard state.records[ObjectIdentifier(record)] != nil else { return }
+                guard state.records[ObjectIdentifier(record)] != nil, record.phaseWord == word else { return }
                 record.cutOff {
                     if isBody {
                         bodyTimeouts.add(1, ordering: .relaxed)

@@ -27,48 +27,58 @@ final class ConnectionRecord: Sendable {
 
     let socket: Int32
     let client: ClientAddress
-    /// The phase in the top two bits, the coarse monotonic time it began (milliseconds) below.
+    /// The phase in the top 2 bits, a transition count in the next 14 (so that the word changes with
+    /// every transition, even two within one clock tick), the coarse monotonic time the phase began in
+    /// the low 48 (milliseconds). Only libmicrohttpd's thread for the connection writes it.
     private let state: Atomic<UInt64>
     private let isCutOff = Atomic<Bool>(false)
 
     init(socket: Int32, client: ClientAddress) {
         self.socket = socket
         self.client = client
-        self.state = Atomic(Self.word(.waitingOnNewConnection, since: Self.now()))
+        self.state = Atomic(Self.word(.waitingOnNewConnection, transition: 0, since: Self.now()))
     }
 
     /// The request's head is complete (the first access-handler call): its body, if any, is arriving
     /// (a request without one is answered right after).
     func headReceived() {
-        state.store(Self.word(.receivingBody, since: Self.now()), ordering: .relaxed)
+        enter(.receivingBody, since: Self.now())
     }
 
     /// The request is complete and is being answered.
     func bodyReceived() {
-        state.store(Self.word(.answering, since: 0), ordering: .relaxed)
+        enter(.answering, since: 0)
     }
 
     /// The request is over; the connection waits for the next one.
     func requestCompleted() {
-        state.store(Self.word(.waitingAfterRequest, since: Self.now()), ordering: .relaxed)
+        enter(.waitingAfterRequest, since: Self.now())
     }
 
     /// The current phase, when it began, and the raw word (which changes with every transition).
     var phase: (phase: Phase, since: Int64, word: UInt64) {
         let word = state.load(ordering: .relaxed)
-        return (Phase(rawValue: word >> 62)!, Int64(word & (1 << 62 - 1)), word)
+        return (Phase(rawValue: word >> 62)!, Int64(word & Self.sinceMask), word)
+    }
+
+    /// The raw word of the current phase.
+    var phaseWord: UInt64 { state.load(ordering: .relaxed) }
+
+    private func enter(_ phase: Phase, since: Int64) {
+        let transition = (state.load(ordering: .relaxed) >> 48 &+ 1) & Self.transitionMask
+        state.store(Self.word(phase, transition: transition, since: since), ordering: .relaxed)
     }
 
     /// The bytes the socket has received so far (`tcpi_bytes_received` of `TCP_INFO`), or `nil`.
     func receivedBytes() -> UInt64? {
         // struct tcp_info of linux/tcp.h: tcpi_bytes_received is the u64 at offset 128 (Linux ≥ 4.1).
-        var info = [UInt8](repeating: 0, count: 256)
-        var length = socklen_t(info.count)
-        let result = info.withUnsafeMutableBytes { buffer in
-            getsockopt(socket, Int32(IPPROTO_TCP), TCP_INFO, buffer.baseAddress, &length)
+        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { buffer in
+            var length = socklen_t(buffer.count)
+            guard getsockopt(socket, Int32(IPPROTO_TCP), TCP_INFO, buffer.baseAddress, &length) == 0,
+                length >= 136
+            else { return nil }
+            return buffer.loadUnaligned(fromByteOffset: 128, as: UInt64.self)
         }
-        guard result == 0, length >= 136 else { return nil }
-        return info.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 128, as: UInt64.self) }
     }
 
     /// Closes the connection from outside libmicrohttpd: it sees the end of the stream and closes it.
@@ -88,7 +98,10 @@ final class ConnectionRecord: Sendable {
         return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
     }
 
-    private static func word(_ phase: Phase, since: Int64) -> UInt64 {
-        phase.rawValue << 62 | UInt64(max(0, since)) & (1 << 62 - 1)
+    private static let sinceMask: UInt64 = 1 << 48 - 1
+    private static let transitionMask: UInt64 = 1 << 14 - 1
+
+    private static func word(_ phase: Phase, transition: UInt64, since: Int64) -> UInt64 {
+        phase.rawValue << 62 | transition << 48 | UInt64(max(0, since)) & sinceMask
     }
 }

@@ -102,8 +102,10 @@ extension RequestContext {
         return .YES
     }
 
-    /// Sends the 413 answer and closes the connection afterwards.
+    /// Sends the 413 answer and closes the connection afterwards. The request is being answered from
+    /// now on: the body deadline no longer applies.
     private func queueBodyTooLarge(server: ServerContext) -> MHD_Result {
+        record?.bodyReceived()
         var response = server.errorResponse(.bodyTooLarge(limit: server.maxBodySize))
         response.headers.append((name: "Connection", value: "close"))
         return MHDResponse.queue(response, on: connection, server: server)

@@ -46,22 +46,27 @@ final class ServerContext: Sendable {
     /// Whether ``beginShutdown()`` has run: answers carry `Connection: close` from then on.
     var isShuttingDown: Bool { shuttingDown.load(ordering: .relaxed) }
 
-    func beginShutdown() { shuttingDown.store(true, ordering: .releasing) }
+    // The flag and the count are stored and read sequentially consistent: the shutdown stores the flag
+    // and then reads the count, a completing request changes the count and then reads the flag, and
+    // at least one of the two must see the other's store, or the last completion signals nobody.
+    func beginShutdown() { shuttingDown.store(true, ordering: .sequentiallyConsistent) }
 
     /// A request's headers are complete: it counts as in flight until ``requestEnded()``.
     func requestStarted() { inFlight.add(1, ordering: .relaxed) }
 
     func requestEnded() {
-        let remaining = inFlight.subtract(1, ordering: .releasing).newValue
-        if remaining == 0 && shuttingDown.load(ordering: .acquiring) { drained.signal() }
+        let remaining = inFlight.subtract(1, ordering: .sequentiallyConsistent).newValue
+        if remaining == 0 && shuttingDown.load(ordering: .sequentiallyConsistent) { drained.signal() }
     }
 
     /// Waits until no request is in flight, or `timeout` has passed (after ``beginShutdown()``, so
     /// that the last request to complete signals it); returns whether none is.
     func waitUntilNoRequestInFlight(timeout: Duration) -> Bool {
         let deadline = DispatchTime.now(advancedBy: timeout)
-        while inFlight.load(ordering: .acquiring) > 0 {
-            guard drained.wait(timeout: deadline) == .success else { return inFlight.load(ordering: .acquiring) == 0 }
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 {
+            guard drained.wait(timeout: deadline) == .success else {
+                return inFlight.load(ordering: .sequentiallyConsistent) == 0
+            }
         }
         return true
     }

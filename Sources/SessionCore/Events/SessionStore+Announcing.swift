@@ -3,7 +3,6 @@ import Synchronization
 extension SessionStore {
     func finish(_ removed: RemovedSession) {
         unindex(removed)
-        rememberIfExpired(removed)
         if announcingCount.load(ordering: .acquiring) == 0 {
             events.publish(removed.event)
         } else {
@@ -12,10 +11,7 @@ extension SessionStore {
     }
 
     func finish(_ removed: [RemovedSession]) {
-        for session in removed {
-            unindex(session)
-            rememberIfExpired(session)
-        }
+        for session in removed { unindex(session) }
         publishEnded(removed.map(\.event))
     }
 

@@ -26,15 +26,9 @@ extension SessionStore {
 
     // MARK: Tokens of expired sessions
 
-    /// Remembers the token of a session that ended by idle or absolute timeout
-    /// (``Configuration/expiredTokenRetention``).
-    func rememberIfExpired(_ removed: RemovedSession) {
-        guard case .ended(let reason) = removed.event.kind, reason == .idleTimeout || reason == .absoluteTimeout else {
-            return
-        }
-        rememberExpired(removed.hash, reason: reason, endedAt: removed.event.at.millisecondsSinceEpoch)
-    }
-
+    /// Remembers the token of a session that ended by timeout at `endedAt`
+    /// (``Configuration/expiredTokenRetention``). A session removed from its shard is remembered by
+    /// ``ShardState/remove(_:reason:at:now:)`` itself, under the shard's lock.
     func rememberExpired(_ hash: TokenHash, reason: SessionEndReason, endedAt: Int64) {
         tokenShards[Int(truncatingIfNeeded: hash.w0) & mask]
             .rememberExpired(hash, reason: reason, endedAt: endedAt, now: clock.nowMilliseconds())

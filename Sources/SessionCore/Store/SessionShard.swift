@@ -4,8 +4,8 @@ import Synchronization
 final class SessionShard: Sendable {
     let state: Mutex<ShardState>
 
-    init(index: Int, wheelEpoch: Int64) {
-        state = Mutex(ShardState(shardIndex: index, wheelEpoch: wheelEpoch))
+    init(index: Int, wheelEpoch: Int64, tokenShards: [TokenIndexShard]) {
+        state = Mutex(ShardState(shardIndex: index, wheelEpoch: wheelEpoch, tokenShards: tokenShards))
     }
 }
 

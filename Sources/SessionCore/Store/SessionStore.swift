@@ -57,14 +57,17 @@ public final class SessionStore: Sendable {
         }
         self.clock = clock
         let epoch = clock.nowMilliseconds() - 86_400_000
-        shards = (0..<configuration.shardCount).map { SessionShard(index: $0, wheelEpoch: epoch) }
         let expiredCapacity =
             (configuration.expiredTokenCapacity + configuration.shardCount - 1) / configuration.shardCount
-        tokenShards = (0..<configuration.shardCount).map { _ in
+        let tokenShards = (0..<configuration.shardCount).map { _ in
             TokenIndexShard(
                 expiredRetention: configuration.expiredTokenRetention.milliseconds,
                 expiredCapacity: expiredCapacity
             )
+        }
+        self.tokenShards = tokenShards
+        shards = (0..<configuration.shardCount).map {
+            SessionShard(index: $0, wheelEpoch: epoch, tokenShards: tokenShards)
         }
         randomPools = (0..<min(8, configuration.shardCount)).map { _ in RandomPool() }
         mask = configuration.shardCount - 1

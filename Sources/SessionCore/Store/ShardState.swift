@@ -49,9 +49,15 @@ struct ShardState: ~Copyable {
     var validationsValid = 0
     var validationsExpired = 0
 
-    init(shardIndex: Int, wheelEpoch: Int64) {
+    /// The store's token index shards, whose tombstones of expired tokens ``remove(_:reason:at:now:)``
+    /// writes before this shard's lock is released: a validation that no longer finds the session
+    /// finds the tombstone.
+    let tokenShards: [TokenIndexShard]
+
+    init(shardIndex: Int, wheelEpoch: Int64, tokenShards: [TokenIndexShard]) {
         self.shardIndex = shardIndex
         self.wheelEpoch = wheelEpoch
+        self.tokenShards = tokenShards
     }
 
     // MARK: Users
@@ -202,6 +208,10 @@ struct ShardState: ~Copyable {
         liveSessions -= 1
         ended[reason.counterIndex] += 1
         journal?.record(.remove(id: entry.id, createdAt: entry.createdAt, reason: reason))
+        if reason == .idleTimeout || reason == .absoluteTimeout {
+            tokenShards[Int(truncatingIfNeeded: entry.hash.w0) & (tokenShards.count - 1)]
+                .rememberExpired(entry.hash, reason: reason, endedAt: event.at.millisecondsSinceEpoch, now: now)
+        }
         return RemovedSession(event: event, hash: entry.hash, shard: shardIndex, slot: slot)
     }
 

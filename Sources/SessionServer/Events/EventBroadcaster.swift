@@ -205,10 +205,14 @@ public final class EventBroadcaster: Sendable {
 
     /// Disconnects a subscriber that cannot keep up: counts the events it did not get (`missing` that
     /// did not fit, those dropped unsent, and, when the connection ends, those handed to it that never
-    /// reached its socket) and the disconnection, once.
+    /// reached its socket) and the disconnection, once. A subscriber whose stream closed meanwhile (it
+    /// hung up) is not disconnected, but the `missing` events were not delivered to it all the same.
     private func disconnectSlow(_ writer: HTTPStreamWriter, missing: Int) {
         let events = events
-        guard let unsent = writer.abort(whenInFlightLost: { lost in events.recordDropped(lost) }) else { return }
+        guard let unsent = writer.abort(whenInFlightLost: { lost in events.recordDropped(lost) }) else {
+            events.recordDropped(missing)
+            return
+        }
         events.recordDropped(unsent + missing)
         events.recordSlowConsumerDisconnected()
     }

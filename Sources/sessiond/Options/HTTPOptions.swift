@@ -24,7 +24,10 @@ struct HTTPOptions: ParsableArguments {
     @Option(help: "Most simultaneous connections (default: what the descriptor limit allows, at most 65536).")
     var connectionLimit: Int?
 
-    @Option(help: "Most simultaneous connections from one client address, loopback included (0: no limit).")
+    @Option(
+        help:
+            "Most simultaneous connections from one client (IPv4 address or IPv6 /64), loopback included (0: no limit)."
+    )
     var maxConnectionsPerClient = 64
 
     @Option(help: "Seconds after which an idle or stalled connection is closed.")
