@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
         .library(name: "SessionMetrics", targets: ["SessionMetrics"]),
         .library(name: "SessionStorage", targets: ["SessionStorage"]),
+        .library(name: "SessionRedis", targets: ["SessionRedis"]),
         .library(name: "SessionServer", targets: ["SessionServer"]),
         .executable(name: "sessiond", targets: ["sessiond"]),
     ],
@@ -68,10 +69,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // No pkgConfig: hiredis.pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses (a warning).
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "SessionRedis",
+            dependencies: [
+                "SessionCore", "CHiredis",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .target(
             name: "SessionMetrics",
-            dependencies: ["SessionCore", "SessionStorage", .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: [
+                "SessionCore", "SessionStorage", "SessionRedis",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: swiftSettings,
             plugins: ["BuildInfoPlugin"]
         ),
@@ -86,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "sessiond",
             dependencies: [
-                "SessionCore", "SessionServer", "SessionMetrics", "SessionStorage", "MicroHTTP",
+                "SessionCore", "SessionServer", "SessionMetrics", "SessionStorage", "SessionRedis", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -125,6 +142,11 @@ let package = Package(
             dependencies: [
                 "SessionServer", "SessionCore", "SessionMetrics", "SessionStorage", "MicroHTTP", "HTTPTestSupport",
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SessionRedisTests",
+            dependencies: ["SessionRedis", "SessionCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

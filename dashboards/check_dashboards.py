@@ -16,13 +16,19 @@ summary, description, a runbook_url to their RUNBOOK.md section, `for:` when rat
 promtool unit test per alert that expects it to fire and one that expects it to stay quiet.
 Also: every metric name used in dashboards and rules must be in the metric catalogue (docs/metrics.md)
 (or be a recording rule, or `up`), with label names/values the catalogue allows, and no
-user-identifying label; with --scrape METRICS_URL, every catalogue name and every used name
-must appear in that real scrape.
+user-identifying label; the store gauges (sessiond_sessions_active, sessiond_realtime_users,
+sessiond_users_seen) are only read through a `max by (store, ...)` or `max without (instance)`
+(instances sharing a store report the same value). With --scrape METRICS_URL, every catalogue name
+and every used name must appear in that real scrape, except the families of another storage mode:
+sessiond_storage_* exist only with --storage sqlite and sessiond_redis_* only with --storage redis,
+and those of the other modes must be absent. The mode is --storage, or what the scrape (else the
+live Prometheus) shows. With --live, an expr that reads only families absent in that mode must run
+and return nothing.
 
 Usage:
   dashboards/check_dashboards.py                                   # structure + offline PromQL
   dashboards/check_dashboards.py --scrape http://127.0.0.1:8080/metrics \\
-                                 --live http://127.0.0.1:9090       # + live checks
+                                 --live http://127.0.0.1:9090 [--storage sqlite|redis|memory]   # + live checks
 Exit status 0 when everything passed, 1 when something failed, 2 on a usage/setup error.
 Needs Python 3.9+ and PyYAML (Debian python3-yaml), and promtool (Debian prometheus).
 """
@@ -51,9 +57,11 @@ REPO = os.path.dirname(HERE)
 # The metric catalogue (docs/metrics.md; names are API). type, labels, enumerated label values.
 TARGET_LABELS = {"job", "instance"}
 CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
-    "sessiond_sessions_active": ("gauge", {}),
-    "sessiond_realtime_users": ("gauge", {}),
-    "sessiond_users_seen": ("gauge", {"window": {"1m", "5m", "15m"}}),
+    # Store gauges: the whole store's value, with its id in `store` (12 hex characters for an SQLite
+    # file or a Redis store, memory-<hex> for --storage memory); absent while the store cannot be read.
+    "sessiond_sessions_active": ("gauge", {"store": None}),
+    "sessiond_realtime_users": ("gauge", {"store": None}),
+    "sessiond_users_seen": ("gauge", {"store": None, "window": {"1m", "5m", "15m"}}),
     "sessiond_sessions_created_total": ("counter", {}),
     "sessiond_sessions_expired_total": ("counter", {"reason": {"idle_timeout", "absolute_timeout"}}),
     "sessiond_sessions_ended_total": ("counter", {"reason": {"logout", "revoked", "evicted", "idle_timeout", "absolute_timeout"}}),
@@ -78,8 +86,8 @@ CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "process_threads": ("gauge", {}),
     "promhttp_metric_handler_requests_total": ("counter", {"code": None}),
     "promhttp_metric_handler_requests_in_flight": ("gauge", {}),
-    # Durable storage (docs/metrics.md): exported with --storage sqlite (the default), absent with
-    # --storage memory; live_check.sh runs sqlite, so --scrape expects every one of them.
+    # Durable storage (docs/metrics.md): exported with --storage sqlite (the default) only, absent
+    # with --storage memory and --storage redis (STORAGE_FAMILIES).
     "sessiond_storage_writes_total": ("counter", {"kind": {"upsert", "touch", "remove"}}),
     "sessiond_storage_commits_total": ("counter", {}),
     "sessiond_storage_errors_total": ("counter", {"error": {"disk_full", "io_error", "corrupt_database", "data_directory_not_writable"}}),
@@ -93,7 +101,26 @@ CATALOGUE: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "sessiond_storage_replayed_sessions": ("gauge", {"outcome": {"restored", "expired", "skipped"}}),
     # one value per process (commit or interval): not enumerated, or --scrape would want both
     "sessiond_storage_info": ("gauge", {"durability": None}),
+    # Redis (docs/metrics.md): exported with --storage redis only (STORAGE_FAMILIES).
+    "sessiond_redis_up": ("gauge", {}),
+    "sessiond_redis_command_duration_seconds": ("histogram", {"operation": {
+        "create", "validate", "data", "set_data", "rotate", "logout", "session", "revoke", "revoke_user",
+        "delete_some", "reap", "list", "user_sessions", "users", "stats", "configure", "configuration",
+        "update_configuration", "forget_seen", "statistics", "other"}}),
+    "sessiond_redis_errors_total": ("counter", {"error": {"connect", "timeout", "io", "reply", "closed"}}),
+    "sessiond_redis_reconnects_total": ("counter", {}),
+    "sessiond_redis_reaper_runs_total": ("counter", {}),
+    "sessiond_redis_sessions_reaped_total": ("counter", {}),
 }
+# Families that exist with one --storage mode only (by name prefix); with --storage memory, neither.
+STORAGE_FAMILIES = {"sqlite": "sessiond_storage_", "redis": "sessiond_redis_"}
+STORAGE_MODES = ("sqlite", "redis", "memory")
+# The store gauges and the `store` label values each storage mode gives them.
+STORE_GAUGES = ("sessiond_sessions_active", "sessiond_realtime_users", "sessiond_users_seen")
+STORE_ID = {"sqlite": r"[0-9a-f]{12}", "redis": r"[0-9a-f]{12}", "memory": r"memory-[0-9a-f]+"}
+# A store gauge must sit right inside one of these aggregations (one value per store).
+STORE_AGGREGATION_RE = re.compile(r"max\s*(?:by\s*\([^()]*\bstore\b[^()]*\)|without\s*\(\s*instance\s*\))\s*\(\s*$")
+STORE_GAUGE_RE = re.compile(r"(?<![\w:])(" + "|".join(STORE_GAUGES) + r")(?![\w:])")
 # Series that Prometheus itself writes for every target (not in a scrape; checked live only).
 SYNTHETIC = {"up": ("gauge", {}), "scrape_duration_seconds": ("gauge", {}),
              "scrape_samples_scraped": ("gauge", {}), "scrape_samples_post_metric_relabeling": ("gauge", {}),
@@ -282,7 +309,9 @@ class Checker:
         self.passed = 0
         self.exprs: list[Expr] = []
         self.recorded: set[str] = set()
+        self.record_exprs: dict[str, list[str]] = {}
         self.used_names: dict[str, list[str]] = {}
+        self.mode: str | None = None if args.storage == "auto" else args.storage
 
     def fail(self, msg: str):
         self.failures.append(msg)
@@ -420,6 +449,7 @@ class Checker:
                 self.check(sel.range in ("$__rate_interval", "${__rate_interval}"),
                            f"{where}: {sel.text()}[{sel.range}] uses [$__rate_interval] (target-rate-interval-rule)")
         self.check_metric_usage(where, s)
+        self.check_store_gauges(where, raw)
         self.exprs.append(e)
 
     # ---------------------------------------------------------------- rules
@@ -435,6 +465,7 @@ class Checker:
                 for r in g.get("rules", []):
                     if "record" in r:
                         self.recorded.add(r["record"])
+                        self.record_exprs.setdefault(r["record"], []).append(r["expr"])
             self.rule_files_docs = getattr(self, "rule_files_docs", []) + [(name, doc)]
 
     def lint_rules(self):
@@ -486,6 +517,7 @@ class Checker:
                     for err in s.errors:
                         self.fail(f"{where}: {err}")
                     self.check_metric_usage(where, s)
+                    self.check_store_gauges(where, e.raw)
                     self.exprs.append(e)
 
     # ---------------------------------------------------------------- metric names and labels
@@ -521,6 +553,34 @@ class Checker:
                            f"{where}: counter {sel.name} is used under rate/irate/increase (target-counter-agg-rule)")
             if mtype == "gauge" and sel.func in RATE_FUNCS:
                 self.fail(f"{where}: gauge {sel.name} under {sel.func}()")
+
+    def check_store_gauges(self, where, raw):
+        """Store gauges are read as one value per store: instances sharing a store (Redis) each report
+        the whole store, so a sum over instances would count it once per replica."""
+        for m in STORE_GAUGE_RE.finditer(raw):
+            self.check(STORE_AGGREGATION_RE.search(raw[:m.start()]) is not None,
+                       f"{where}: store gauge {m.group(1)} is read through max by (store, ...) or max without (instance)")
+
+    def storage_modes(self, name, seen=None) -> set[str]:
+        """-> the storage modes whose families `name` reads (through recording rules too); empty when
+        it reads nothing mode-specific."""
+        for mode, prefix in STORAGE_FAMILIES.items():
+            if name.startswith(prefix):
+                return {mode}
+        if ":" not in name or name not in self.record_exprs:
+            return set()
+        seen = (seen or set()) | {name}
+        modes = set()
+        for expr in self.record_exprs[name]:
+            for sel in scan(expr).selectors:
+                if sel.name and sel.name not in seen:
+                    modes |= self.storage_modes(sel.name, seen)
+        return modes
+
+    def absent(self, name) -> bool:
+        """True when `name` reads only families that the current storage mode does not export."""
+        modes = self.storage_modes(name)
+        return self.mode is not None and bool(modes) and self.mode not in modes
 
     @staticmethod
     def resolve(name):
@@ -578,7 +638,27 @@ class Checker:
             if m:
                 samples.setdefault(m.group(1), []).append(m.group(2) or "")
         print(f"scrape: {url}: {len(families)} families, {sum(len(v) for v in samples.values())} samples")
+        shown = [m for m, prefix in STORAGE_FAMILIES.items() if any(f.startswith(prefix) for f in families)]
+        seen_mode = shown[0] if len(shown) == 1 else "memory" if not shown else "+".join(shown)
+        if self.mode is None:
+            self.mode = seen_mode if seen_mode in STORAGE_MODES else None
+        self.check(seen_mode == self.mode,
+                   f"scrape: storage mode {seen_mode} (from the sessiond_storage_*/sessiond_redis_* families) is --storage {self.mode}")
+        print(f"scrape: storage mode {self.mode}: {', '.join(sorted(p + '*' for m, p in STORAGE_FAMILIES.items() if m != self.mode))} must be absent")
+        store_ids = set()
+        for name in STORE_GAUGES:
+            for labels in samples.get(name, []):
+                store = re.findall(r'store="([^"]*)"', labels)
+                if self.check(len(store) == 1, f"scrape: {name}{labels} has a store label"):
+                    store_ids.add(store[0])
+                    pattern = STORE_ID.get(self.mode or "", r".+")
+                    self.check(re.fullmatch(pattern, store[0]) is not None,
+                               f"scrape: {name}{labels}: store id {store[0]!r} matches {pattern} (--storage {self.mode})")
+        self.check(len(store_ids) <= 1, f"scrape: the store gauges of one process describe one store (seen {sorted(store_ids)})")
         for name, (t, labels) in CATALOGUE.items():
+            if self.absent(name):
+                self.check(name not in families, f"scrape: {name} is absent with --storage {self.mode}")
+                continue
             if self.check(name in families, f"scrape: catalogue metric {name} is in the scrape"):
                 self.check(families[name] == t, f"scrape: {name} has TYPE {t} (scrape says {families[name]})")
                 sample = name + "_bucket" if t == "histogram" else name
@@ -588,7 +668,7 @@ class Checker:
                     seen = {m for s in samples.get(sample, []) for m in re.findall(rf'{l}="([^"]*)"', s)}
                     self.check(enum <= seen, f"scrape: {name} has every {l} value {sorted(enum)} (seen {sorted(seen)})")
         for name in sorted(self.used_names):
-            if ":" in name or name in SYNTHETIC:
+            if ":" in name or name in SYNTHETIC or self.absent(name):
                 continue
             base, _, _ = self.resolve(name)
             self.check(name in samples or (base and base in families),
@@ -609,28 +689,58 @@ class Checker:
             return None, f"unreadable promtool output: {p.stdout[:200]!r}"
         return data, None
 
+    def detect_mode(self, url):
+        """The storage mode from what the live Prometheus holds (when no scrape told it)."""
+        shown = []
+        for mode, prefix in STORAGE_FAMILIES.items():
+            data, err = self.query(url, f'count({{__name__=~"{prefix}.+"}})')
+            if err is None and data:
+                shown.append(mode)
+        if len(shown) > 1:
+            print(f"live: Prometheus holds the families of {' and '.join(shown)}: every expr must have data")
+            return None
+        return shown[0] if shown else "memory"
+
     def live(self, url):
         n_run = 0
+        if self.mode is None and self.args.storage == "auto":
+            self.mode = self.detect_mode(url)
+            n_run += len(STORAGE_FAMILIES)
+        if self.mode:
+            print(f"live: storage mode {self.mode}: exprs reading only "
+                  f"{', '.join(sorted(p + '*' for m, p in STORAGE_FAMILIES.items() if m != self.mode))} must be empty")
         selectors_to_check: dict[str, str] = {}
+        n_absent = 0
         for e in self.exprs:
             data, err = self.query(url, e.expr)
             n_run += 1
             if not self.check(err is None, f"live: {e.where}: query runs ({err})\n     expr: {e.expr}"):
                 continue
-            if e.kind in ("target", "variable", "record"):
+            s = scan(e.expr)
+            names = [sel.name for sel in s.selectors if sel.name]
+            absent = [n for n in names if self.absent(n)]
+            if absent and len(absent) == len(names):
+                n_absent += 1
+                self.check(not data, f"live: {e.where}: empty with --storage {self.mode} (reads only {sorted(set(absent))})\n     expr: {e.expr}")
+            elif e.kind in ("target", "variable", "record"):
+                if absent:   # reads families of this mode and of another: must run, may be empty
+                    continue
                 self.check(bool(data), f"live: {e.where}: non-empty result\n     expr: {e.expr}")
                 if self.args.verbose and data:
                     print(f"     {len(data) if isinstance(data, list) else 1} series")
             else:  # alert / annotation: a filter, empty when all is well; its selectors must have data
-                s = scan(e.expr)
                 for sel in s.selectors:
                     selectors_to_check.setdefault(sel.text() if sel.name else str(sel.matchers), e.where)
         for text, where in selectors_to_check.items():
             data, err = self.query(url, text)
             n_run += 1
+            name = re.match(r"[\w:]*", text).group()
             if self.check(err is None, f"live: selector {text} (from {where}) runs ({err})"):
-                self.check(bool(data), f"live: selector {text} (from {where}) is non-empty")
-        print(f"live: ran {n_run} queries against {url}")
+                if name and self.absent(name):
+                    self.check(not data, f"live: selector {text} (from {where}) is empty with --storage {self.mode}")
+                else:
+                    self.check(bool(data), f"live: selector {text} (from {where}) is non-empty")
+        print(f"live: ran {n_run} queries against {url} ({n_absent} exprs read only families absent with --storage {self.mode})")
 
     # ---------------------------------------------------------------- main
     def run(self):
@@ -666,6 +776,9 @@ def main(argv=None):
     ap.add_argument("--promtool", default=os.environ.get("PROMTOOL", "promtool"))
     ap.add_argument("--live", metavar="PROMETHEUS_URL", help="run every expr against this Prometheus (2.42)")
     ap.add_argument("--scrape", metavar="METRICS_URL", help="a sessiond /metrics URL: names must appear in it")
+    ap.add_argument("--storage", choices=("auto",) + STORAGE_MODES, default="auto",
+                    help="sessiond's --storage behind --scrape/--live: the families of the other modes must be "
+                         "absent (default: what the scrape, else the live Prometheus, shows)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every passed check too")
     args = ap.parse_args(argv)
     try:

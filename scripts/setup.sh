@@ -3,7 +3,8 @@
 # or with sudo). Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-packages=(libmicrohttpd-dev zlib1g-dev libsqlite3-dev pkg-config prometheus wrk curl jq python3-venv python3-yaml)
+packages=(libmicrohttpd-dev zlib1g-dev libsqlite3-dev libhiredis-dev redis-server redis-tools pkg-config prometheus wrk curl jq
+    python3-venv python3-yaml)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -3,7 +3,8 @@
 #   1. the formatting check (swift format lint --strict, configuration in .swift-format),
 #   2. the Swift unit tests (swift-testing),
 #   3. the HTTP integration suite against a real sessiond (pytest) and schemathesis against openapi.yaml,
-#      once per session backend (--storage sqlite, then --storage memory),
+#      once per session backend (--storage sqlite, memory, then redis: each test starts its own
+#      redis-server on a free loopback port; Tests/IntegrationTests/test_redis.py runs only then),
 #   4. /metrics against promtool, prometheus-client and a real Prometheus 2.42,
 #   5. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live.
 set -euo pipefail
@@ -24,7 +25,7 @@ swift build --build-tests
 swift test --skip-build
 
 export SESSIOND_BIN="$PWD/.build/debug/sessiond"
-for backend in sqlite memory; do
+for backend in sqlite memory redis; do
     echo "== integration suite with --storage $backend"
     SESSIOND_TEST_STORAGE=$backend Tests/IntegrationTests/run.sh || status=1
 done

@@ -20,9 +20,9 @@ enum ExpositionNormalizer {
     private static let newline = UInt8(ascii: "\n")
     private static let quote = UInt8(ascii: "\"")
 
-    /// Returns the normalised exposition, or throws when the input is not what swift-prometheus
-    /// emits (a sample before any `# TYPE`, a line without a value).
-    static func normalize(_ text: [UInt8]) throws(Problem) -> [UInt8] {
+    /// Returns the normalised exposition without the families named in `omitted`, or throws when the
+    /// input is not what swift-prometheus emits (a sample before any `# TYPE`, a line without a value).
+    static func normalize(_ text: [UInt8], omitting omitted: Set<[UInt8]> = []) throws(Problem) -> [UInt8] {
         var families: [[UInt8]: Family] = [:]
         var current: [UInt8]?
         var start = 0
@@ -57,7 +57,7 @@ enum ExpositionNormalizer {
         }
         var out: [UInt8] = []
         out.reserveCapacity(text.count + 64)
-        for name in families.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+        for name in families.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) where !omitted.contains(name) {
             let family = families[name]!
             // HELP before TYPE, as client_golang writes them.
             let help = family.header.filter { text[$0.lowerBound + 2] == UInt8(ascii: "H") }

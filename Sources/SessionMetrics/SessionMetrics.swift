@@ -96,8 +96,11 @@ public final class SessionMetrics: Sendable {
     ///     success status; those request counters, and a latency histogram child for each
     ///     (route, method) pair, are created at zero.
     ///   - includeProcessMetrics: export the `process_*` metrics (one process should do it once).
+    ///   - storeID: the `store` label of the store gauges (sessions, users, users seen): the id of the
+    ///     session store they describe, so that instances sharing one store are counted once.
     public init(
         events: SessionEventHub,
+        storeID: String = "local",
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         build: BuildInfo = .current,
         routes: [(template: String, responses: [(method: String, status: Int)])] = [],
@@ -106,16 +109,18 @@ public final class SessionMetrics: Sendable {
         self.registry = registry
         self.includeProcessMetrics = includeProcessMetrics
 
-        sessionsActive = registry.catalogueGauge("sessiond_sessions_active", "Live sessions in the table.")
+        let store = [("store", storeID)]
+        sessionsActive = registry.catalogueGauge("sessiond_sessions_active", "Live sessions in the store.", store)
         realtimeUsers = registry.catalogueGauge(
             "sessiond_realtime_users",
-            "Distinct users with at least one live session."
+            "Distinct users with at least one live session.",
+            store
         )
         usersSeen = ["1m", "5m", "15m"].map {
             registry.catalogueGauge(
                 "sessiond_users_seen",
                 "Distinct users that logged in, validated or refreshed within the window.",
-                [("window", $0)]
+                store + [("window", $0)]
             )
         }
         created = registry.catalogueCounter(
@@ -250,11 +255,13 @@ public final class SessionMetrics: Sendable {
     public func refresh(_ stats: SessionStatistics) {
         let status = includeProcessMetrics ? ProcessStatus.read() : nil
         last.withLock { last in
-            sessionsActive.set(to: Double(stats.activeSessions))
-            realtimeUsers.set(to: Double(stats.realtimeUsers))
-            usersSeen[0].set(to: Double(stats.usersSeenLastMinute))
-            usersSeen[1].set(to: Double(stats.usersSeenLast5Minutes))
-            usersSeen[2].set(to: Double(stats.usersSeenLast15Minutes))
+            if stats.storeGaugesAvailable {
+                sessionsActive.set(to: Double(stats.activeSessions))
+                realtimeUsers.set(to: Double(stats.realtimeUsers))
+                usersSeen[0].set(to: Double(stats.usersSeenLastMinute))
+                usersSeen[1].set(to: Double(stats.usersSeenLast5Minutes))
+                usersSeen[2].set(to: Double(stats.usersSeenLast15Minutes))
+            }
             Self.advance(created, from: &last.created, to: stats.created)
             for reason in SessionEndReason.allCases {
                 let now = stats.ended[reason, default: 0]
@@ -303,8 +310,14 @@ public final class SessionMetrics: Sendable {
         refresh(stats)
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
-        return try ExpositionNormalizer.normalize(buffer)
+        // A store that cannot be read has no value to show: its gauges are left out, not stale.
+        return try ExpositionNormalizer.normalize(buffer, omitting: stats.storeGaugesAvailable ? [] : Self.storeGauges)
     }
+
+    /// The families of the store gauges, left out of a scrape while the store cannot be read.
+    static let storeGauges: Set<[UInt8]> = Set(
+        ["sessiond_sessions_active", "sessiond_realtime_users", "sessiond_users_seen"].map { Array($0.utf8) }
+    )
 
     /// Marks a scrape as started (`promhttp_metric_handler_requests_in_flight`).
     public func scrapeStarted() { scrapesInFlight.increment() }

@@ -42,6 +42,10 @@ public final class SessionStorage: SessionJournal, Sendable {
     let commitObserver = Mutex<CommitObserver?>(nil)
     let opening: StorageSchema.Outcome
     let previousShutdownWasClean: Bool
+    /// The file's id (`storage_meta` `store_id`, made when first missing and stored by ``start()``):
+    /// the `store` label of the store gauges, stable across restarts.
+    public let storeID: String
+    private let storeIDIsStored: Bool
     let counters = Mutex(StorageStatistics())
     let lifecycle = Mutex(Lifecycle.opened)
     let writerStopped = DispatchSemaphore(value: 0)
@@ -103,6 +107,10 @@ public final class SessionStorage: SessionJournal, Sendable {
             table = try SessionTable(database: database)
             let marker = schemaVersion < 2 || opening.createdFile ? nil : try table.meta("clean_shutdown")
             previousShutdownWasClean = marker != "0"
+            // Read only: a file refused later (damaged) is left untouched; a new id is stored by start().
+            let known = schemaVersion >= 2 ? try table.meta("store_id") : nil
+            storeID = known ?? (0..<12).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
+            storeIDIsStored = known != nil || schemaVersion < 2
         } catch {
             database.close()
             throw StorageError.caught(error, path: path, action: "opening the database")
@@ -137,6 +145,7 @@ public final class SessionStorage: SessionJournal, Sendable {
         // From now on the file is being written: a crash before close() leaves this mark.
         do {
             try table.setMeta("clean_shutdown", "0")
+            if !storeIDIsStored { try table.setMeta("store_id", storeID) }
         } catch {
             logger.warning("could not mark the storage as in use", metadata: ["error": "\(error)"])
         }

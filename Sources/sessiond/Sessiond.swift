@@ -29,6 +29,9 @@ struct Sessiond: AsyncParsableCommand {
     @OptionGroup(title: "Storage")
     var storage: StorageOptions
 
+    @OptionGroup(title: "Redis (--storage redis)")
+    var redis: RedisOptions
+
     @OptionGroup(title: "Security")
     var security: SecurityOptions
 

@@ -3,6 +3,7 @@ import Logging
 import MicroHTTP
 import ServiceLifecycle
 import SessionCore
+import SessionRedis
 import SessionServer
 import SessionStorage
 import UnixSignals
@@ -12,7 +13,7 @@ extension SessiondRuntime {
     /// 503), logging progress on large tables, then attaches the storage as the store's journal.
     /// - Returns: the replay's fields for the startup line.
     func replay() throws -> Logger.Metadata {
-        guard let storage else { return [:] }
+        guard case .local(let store, let storage?) = sessions else { return [:] }
         logger.info("replaying storage", metadata: ["file": "\(storage.path)", "port": "\(server.port)"])
         var nextReport = 250_000
         let report: ReplayReport
@@ -45,7 +46,12 @@ extension SessiondRuntime {
     /// are trapped, runs expiry and keep-alives, and stops the HTTP server gracefully.
     func run(replayed: Logger.Metadata) async throws {
         let metadata = startupMetadata.merging(replayed) { _, new in new }
-        let (api, store, logger, message) = (api, store, logger, startupMessage)
+        let (api, logger, message) = (api, logger, startupMessage)
+        let expiry: ExpiryService
+        switch sessions {
+        case .local(let store, _): expiry = ExpiryService { await store.runExpiryLoop(interval: .milliseconds(250)) }
+        case .redis(let backend): expiry = ExpiryService { await backend.runReaper(interval: .milliseconds(250)) }
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -63,7 +69,7 @@ extension SessiondRuntime {
                             }
                         }
                     ),
-                    .init(service: ExpiryService(store: store)),
+                    .init(service: expiry),
                     .init(service: KeepAliveService(events: api.events)),
                     .init(
                         service: HTTPService(
@@ -82,24 +88,31 @@ extension SessiondRuntime {
         do {
             try await group.run()
         } catch {
-            storage?.close()
+            sessions.close()
             throw error
         }
     }
 
-    /// Commits what is left and closes storage, once the HTTP server and expiry have stopped.
+    /// Commits what is left and closes storage (or the Redis connections), once the HTTP server and
+    /// expiry have stopped.
     /// - Throws: `ExitCode(3)` when changes could not be committed (a supervisor must be able to tell
     ///   this stop from a clean one).
     func close() throws {
-        let lost = storage?.close() ?? 0
-        let final = store.statistics()
-        guard lost == 0 else {
-            logger.critical(
-                "sessiond stopped with uncommitted changes lost",
-                metadata: ["sessions": "\(final.activeSessions)", "lost_changes": "\(lost)"]
-            )
-            throw ExitCode(3)
+        switch sessions {
+        case .redis(let backend):
+            backend.close()
+            logger.info("sessiond stopped", metadata: ["store": "\(backend.store.id)"])
+        case .local(let store, let storage):
+            let lost = storage?.close() ?? 0
+            let final = store.statistics()
+            guard lost == 0 else {
+                logger.critical(
+                    "sessiond stopped with uncommitted changes lost",
+                    metadata: ["sessions": "\(final.activeSessions)", "lost_changes": "\(lost)"]
+                )
+                throw ExitCode(3)
+            }
+            logger.info("sessiond stopped", metadata: ["sessions": "\(final.activeSessions)"])
         }
-        logger.info("sessiond stopped", metadata: ["sessions": "\(final.activeSessions)"])
     }
 }

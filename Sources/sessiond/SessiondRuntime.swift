@@ -4,6 +4,7 @@ import MicroHTTP
 import ServiceLifecycle
 import SessionCore
 import SessionMetrics
+import SessionRedis
 import SessionServer
 import SessionStorage
 
@@ -11,9 +12,16 @@ import SessionStorage
 /// starts listening (`/healthz` answers, `/readyz` says 503); ``replay()`` restores the stored
 /// sessions; ``run()`` serves until SIGTERM or SIGINT; ``close()`` commits what is left.
 struct SessiondRuntime {
+    /// Where the sessions live.
+    enum Sessions {
+        /// In this process: a store, with its SQLite journal unless `--storage memory`.
+        case local(SessionStore, SessionStorage?)
+        /// In Redis, shared with other instances.
+        case redis(RedisSessionBackend)
+    }
+
     let logger: Logger
-    let store: SessionStore
-    let storage: SessionStorage?
+    let sessions: Sessions
     let api: SessionAPI
     let server: HTTPServer
     let metricsServer: HTTPServer?
@@ -35,14 +43,26 @@ struct SessiondRuntime {
             httpLogger.notice("libmicrohttpd", metadata: ["message": "\(message)"])
         }
         let metricsListener = try options.http.metricsListener()
-        let storage = try openStorage(options.storage)
-
-        let store = SessionStore(configuration: storeConfiguration)
-        if logger.logLevel <= .debug { logEvents(of: store, to: logger) }
-        let backend = LocalSessionBackend(store: store, storage: storage)
-        let metrics = SessionMetrics(events: backend.events, routes: SessionAPI.routes.catalogue)
-        if let storage {
+        let (sessions, backend, storageFields) = try openSessions(options, storeConfiguration)
+        if logger.logLevel <= .debug { logEvents(of: backend.events, to: logger) }
+        let storeID = (backend as? LocalSessionBackend)?.storeID ?? (backend as? RedisSessionBackend)?.store.id ?? ""
+        let metrics = SessionMetrics(
+            events: backend.events,
+            storeID: storeID,
+            routes: SessionAPI.routes.catalogue
+        )
+        switch sessions {
+        case .local(_, let storage?):
             metrics.addRefresh(StorageMetrics(storage: storage, registry: metrics.registry).refresh)
+        case .local:
+            break
+        case .redis(let redis):
+            let redisMetrics = RedisMetrics(registry: metrics.registry)
+            redis.observeCommands(redisMetrics.observe)
+            metrics.addRefresh {
+                let (runs, reaped) = redis.reaperStatistics
+                redisMetrics.update(client: redis.client.statistics, reaperRuns: runs, reaped: reaped)
+            }
         }
         let endpoint = MetricsEndpoint(metrics: metrics, backend: backend)
         let routeIndices = SessionAPI.routes.routes.map { metrics.routeIndex(of: $0.template) }
@@ -62,7 +82,7 @@ struct SessiondRuntime {
         do {
             server = try HTTPServer(configuration: apiConfiguration, handler: api)
         } catch let error as MicroHTTPError {
-            storage?.close()
+            sessions.close()
             throw StartupError(error.message)
         }
         let connections = ConnectionMetrics(registry: metrics.registry)
@@ -95,7 +115,7 @@ struct SessiondRuntime {
                 )
             } catch let error as MicroHTTPError {
                 server.shutdown(gracePeriod: .zero)
-                storage?.close()
+                sessions.close()
                 throw StartupError("metrics listener: \(error.message)")
             }
         }
@@ -107,14 +127,12 @@ struct SessiondRuntime {
         }
         return SessiondRuntime(
             logger: logger,
-            store: store,
-            storage: storage,
+            sessions: sessions,
             api: api,
             server: server,
             metricsServer: metricsServer,
             grace: grace,
-            startupMetadata: [
-                "storage": storage == nil ? "memory (sessions are lost on restart)" : "sqlite",
+            startupMetadata: storageFields.merging([
                 "threads": "\(options.http.threads)",
                 "connection_limit": "\(apiConfiguration.connectionLimit)",
                 "max_connections_per_client": "\(apiConfiguration.perIPConnectionLimit)",
@@ -124,26 +142,63 @@ struct SessiondRuntime {
                 "max_sessions_per_user": "\(options.sessions.maxSessionsPerUser.map(String.init) ?? "unlimited")",
                 "api_token": "\(apiToken == nil ? "none (loopback only)" : "required")",
                 "metrics": "\(metricsLocation ?? "/metrics on the API port")",
-            ],
+            ]) { _, new in new },
             startupMessage: "sessiond listening on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)"
         )
     }
 
-    /// Opens the SQLite storage, or `nil` for `--storage memory` (whose `--durability` is still checked).
-    private static func openStorage(_ options: StorageOptions) throws -> SessionStorage? {
-        let backend = try options.backend()
-        let configuration = try options.storageConfiguration()
-        guard backend == .sqlite else { return nil }
-        do {
-            return try SessionStorage(configuration: configuration, logger: Logger(label: "sessiond.storage"))
-        } catch {
-            throw StartupError("storage: \(error.code.rawValue): \(error.message)")
+    /// Opens where the sessions live: the SQLite storage (or none for `--storage memory`, whose
+    /// `--durability` is still checked) with an in-process store, or the Redis store; returns the
+    /// storage's fields for the startup line.
+    private static func openSessions(
+        _ options: Sessiond,
+        _ storeConfiguration: SessionStore.Configuration
+    ) throws -> (Sessions, any SessionBackend, Logger.Metadata) {
+        let kind = try options.storage.backend()
+        let storageConfiguration = try options.storage.storageConfiguration()
+        switch kind {
+        case .redis:
+            let configuration = try options.redis.storeConfiguration(sessions: storeConfiguration)
+            let backend: RedisSessionBackend
+            do {
+                backend = try RedisSessionBackend.open(configuration: configuration)
+            } catch {
+                throw StartupError("redis: \(error.message)")
+            }
+            backend.startBackgroundWork()
+            let store = backend.store
+            return (
+                .redis(backend), backend,
+                [
+                    "storage": "redis", "redis": "\(configuration.client.endpoint)", "store": "\(store.id)",
+                    "store_created": "\(store.isNew)", "partitions": "\(store.partitions)",
+                    "redis_version": "\(store.redisVersion)", "redis_persistence": "\(store.persistence)",
+                ]
+            )
+        case .sqlite:
+            let storage: SessionStorage
+            do {
+                storage = try SessionStorage(
+                    configuration: storageConfiguration,
+                    logger: Logger(label: "sessiond.storage")
+                )
+            } catch {
+                throw StartupError("storage: \(error.code.rawValue): \(error.message)")
+            }
+            let store = SessionStore(configuration: storeConfiguration)
+            return (.local(store, storage), LocalSessionBackend(store: store, storage: storage), ["storage": "sqlite"])
+        case .memory:
+            let store = SessionStore(configuration: storeConfiguration)
+            return (
+                .local(store, nil), LocalSessionBackend(store: store),
+                ["storage": "memory (sessions are lost on restart)"]
+            )
         }
     }
 
     /// Logs every session event at debug level: ids and usernames only (events never carry tokens).
-    private static func logEvents(of store: SessionStore, to logger: Logger) {
-        store.events.addObserver { event in
+    private static func logEvents(of events: SessionEventHub, to logger: Logger) {
+        events.addObserver { event in
             switch event.kind {
             case .created:
                 logger.debug("session created", metadata: ["session.id": "\(event.id)", "user": "\(event.username)"])
@@ -155,6 +210,16 @@ struct SessiondRuntime {
                     ]
                 )
             }
+        }
+    }
+}
+
+extension SessiondRuntime.Sessions {
+    /// Closes the storage or the Redis connections (on a failed start).
+    func close() {
+        switch self {
+        case .local(_, let storage): storage?.close()
+        case .redis(let backend): backend.close()
         }
     }
 }

@@ -15,7 +15,9 @@ The binary comes from ``$SESSIOND_BIN`` (default ``<repo>/.build/debug/sessiond`
 The suite is written against the behaviour of the session backend, not one implementation of it:
 ``$SESSIOND_TEST_STORAGE`` (default ``sqlite``) is the ``--storage`` every server gets unless a test
 passes its own. Tests that need a particular backend (restarts that keep sessions, the SQLite file)
-are marked ``@pytest.mark.storage("sqlite")`` and skipped under another one.
+are marked ``@pytest.mark.storage("sqlite")`` and skipped under another one. With ``redis``, every
+server gets its own ``redis-server`` (``RedisServer``) on a free loopback port, kept across the
+server's restarts and stopped with it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ def sessiond_bin() -> str:
 
 TOKEN_RE = re.compile(r"usm_[A-Za-z0-9_-]{43}")
 TOKEN_FULL_RE = re.compile(r"^usm_[A-Za-z0-9_-]{43}$")
+
+
+def unknown_token() -> str:
+    """A well-formed token that no session has. Its first two bytes are 0: a partitioned store
+    (Redis) reads its partition from them (docs/api.md), and partition 0 exists in every store."""
+    return "usm_AAA" + secrets.token_urlsafe(30)[:40]
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 ERROR_CT = "application/json;charset=utf-8"
@@ -245,6 +253,65 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class RedisServer:
+    """One ``redis-server`` on 127.0.0.1:<free port>, its files in ``workdir``. ``args`` are extra
+    configuration directives (``["--appendonly", "yes"]``)."""
+
+    def __init__(self, workdir: Path, args: list[str] | None = None, port: int | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.args = list(args or [])
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+               "--save", "", "--appendonly", "no", "--protected-mode", "no",
+               "--logfile", str(self.workdir / f"redis-{self.port}.log")] + self.args
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, cwd=str(self.workdir))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {' '.join(cmd)}")
+            if self.command("PING") == b"+PONG\r\n":
+                return self
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server not answering after {timeout}s: {' '.join(cmd)}")
+
+    def command(self, *args: str, timeout: float = 2.0) -> bytes | None:
+        """Sends one command (RESP) and returns the raw first reply chunk, or None."""
+        payload = f"*{len(args)}\r\n".encode() + b"".join(
+            f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+                sock.sendall(payload)
+                return sock.recv(1 << 20)
+        except OSError:
+            return None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def kill9(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+
 class Server:
     """One sessiond process on 127.0.0.1:<free port>."""
 
@@ -273,6 +340,17 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self._stderr: Any = None
         self._stdout: Any = None
+        self.redis: RedisServer | None = None  # the server's own Redis under --storage redis
+
+    @property
+    def storage(self) -> str:
+        """The --storage this server runs with."""
+        for i, arg in enumerate(self.extra_args):
+            if arg == "--storage" and i + 1 < len(self.extra_args):
+                return self.extra_args[i + 1]
+            if arg.startswith("--storage="):
+                return arg.split("=", 1)[1]
+        return self.extra_env.get("SESSIOND_STORAGE", STORAGE)
 
     @property
     def data_dir(self) -> Path:
@@ -321,6 +399,13 @@ class Server:
             cmd += ["--storage", STORAGE]
         if self._data_dir is not None:
             cmd += ["--data-dir", str(self._data_dir)]
+        chooses_redis = any(a == "--redis-url" or a.startswith("--redis-url=") for a in self.extra_args)
+        if self.storage == "redis" and not chooses_redis and "SESSIOND_REDIS_URL" not in self.extra_env:
+            if self.redis is None:
+                self.redis = RedisServer(self.workdir / "redis")
+            if not self.redis.alive():
+                self.redis.start()
+            cmd += ["--redis-url", self.redis.url]
         env.update(self.extra_env)
         return cmd, env
 
@@ -398,6 +483,12 @@ class Server:
                 self.proc.wait(timeout=5)
         self._close_logs()
         return self.proc.returncode
+
+    def close(self) -> None:
+        """Stops the server and its own Redis, if any (end of a fixture)."""
+        self.stop()
+        if self.redis is not None:
+            self.redis.stop()
 
     def kill9(self) -> int | None:
         """SIGKILL (a crash: nothing is flushed or committed by sessiond) and reap the process."""
@@ -726,7 +817,7 @@ def server(tmp_path_factory, request):
     srv = Server(tmp_path_factory.mktemp("sessiond"), args=args, name=request.module.__name__)
     srv.start()
     yield srv
-    srv.stop()
+    srv.close()
 
 
 @pytest.fixture(scope="module")
@@ -748,4 +839,4 @@ def make_server(tmp_path):
 
     yield factory
     for srv in started:
-        srv.stop()
+        srv.close()

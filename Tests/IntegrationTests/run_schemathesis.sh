@@ -31,12 +31,17 @@ PY="$VENV/bin/python"
 
 WORK="$(mktemp -d)"
 PID=""
+REDIS_PID=""
 cleanup() {
     if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then
         kill -TERM "$PID" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$PID" 2>/dev/null || true
         wait "$PID" 2>/dev/null || true
+    fi
+    if [[ -n "$REDIS_PID" ]]; then
+        kill -TERM "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }
@@ -48,9 +53,20 @@ printf '%s' "$API_TOKEN" > "$WORK/api-token"
 chmod 600 "$WORK/api-token"
 BASE="http://127.0.0.1:$PORT"
 
+STORAGE_ARGS=(--storage "${SESSIOND_TEST_STORAGE:-sqlite}")
+if [[ "${SESSIOND_TEST_STORAGE:-sqlite}" == redis ]]; then
+    # A redis-server of this run's own, on a free loopback port.
+    REDIS_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
+        --logfile "$WORK/redis.log" &
+    REDIS_PID=$!
+    for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    STORAGE_ARGS+=(--redis-url "redis://127.0.0.1:$REDIS_PORT")
+fi
+
 # --data-dir: the SQLite storage goes to the temporary directory, never ./data in the repository.
 "$BIN" --host 127.0.0.1 --port "$PORT" --api-token-file "$WORK/api-token" --data-dir "$WORK/data" \
-    --storage "${SESSIOND_TEST_STORAGE:-sqlite}" \
+    "${STORAGE_ARGS[@]}" \
     >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
 PID=$!
 

@@ -24,6 +24,7 @@ from conftest import (
     snapshot_state,
     unchanged,
     unique,
+    unknown_token,
     validate_response,
 )
 
@@ -482,7 +483,7 @@ def test_malformed_session_token(server, client, seeded, token):
 def test_unknown_session_token(server, client, seeded):
     with unchanged(server, client):
         for _ in range(3):
-            token = "usm_" + secrets.token_urlsafe(32)
+            token = unknown_token()
             assert len(token) == 47
             for method, path in TOKEN_ROUTES:
                 assert_error(_token_request(client, method, path, token), 401, "session_unknown")

@@ -323,12 +323,34 @@ def test_keep_alive_comment_every_15_seconds(server, subscriber):
 # --------------------------------------------------------------------------------------------------
 
 
-def split_id(event_id: str) -> tuple[str, int]:
+def id_key(event_id: str) -> tuple:
+    """A sortable key of an event id, which is opaque to clients: an in-process store numbers its
+    events (``<epoch>-<n>``), a Redis store names a position in its partitions' streams
+    (``<store>:<ms>-<seq>:<partition>``, docs/api.md). The first element names the feed."""
+    if ":" in event_id:
+        store, entry, partition = event_id.split(":")
+        ms, seq = entry.split("-")
+        return (store, int(ms), int(seq), int(partition))
     epoch, _, number = event_id.partition("-")
-    return epoch, int(number)
+    return (epoch, int(number))
 
 
-def test_events_carry_consecutive_ids(server, client, subscriber):
+def future_id(event_id: str) -> str:
+    """An id of the same feed far ahead of ``event_id``: no event has it yet."""
+    key = id_key(event_id)
+    if len(key) == 4:
+        return f"{key[0]}:{key[1] + 10**9}-0:{key[3]}"
+    return f"{key[0]}-{key[1] + 1_000_000}"
+
+
+def ids_after(stream: "EventStream", last_id: str, through: str) -> list[str]:
+    """The ids ``stream`` received after ``last_id`` up to and including ``through``."""
+    ids = [i for _, _, i in stream.session_events()]
+    start = ids.index(last_id) + 1 if last_id in ids else 0
+    return ids[start:ids.index(through) + 1]
+
+
+def test_events_carry_increasing_ids(server, client, subscriber):
     sub = subscriber()
     subscriber.sync(sub)
     a = client.create(unique("ids"))
@@ -336,14 +358,18 @@ def test_events_carry_consecutive_ids(server, client, subscriber):
     sub.wait_ended(a["id"])
     ids = [i for _, _, i in sub.session_events()]
     assert all(i is not None for i in ids), ids
-    assert len({split_id(i)[0] for i in ids}) == 1, ids
-    numbers = [split_id(i)[1] for i in ids]
-    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    assert len({id_key(i)[0] for i in ids}) == 1, ids
+    keys = [id_key(i) for i in ids]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys), ids
+    if len(keys[0]) == 2:  # an in-process store numbers its events without holes
+        numbers = [k[1] for k in keys]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
 
 
 def test_resuming_replays_missed_events_in_order_then_live_ones(server, client, subscriber):
+    reference = subscriber()  # connected throughout: sees every event
     first = subscriber()
-    subscriber.sync(first)
+    subscriber.sync(first, reference)
     last_id = first.session_events()[-1][2]
     first.close()
     missed = [client.create(unique("missed")) for _ in range(3)]
@@ -354,13 +380,13 @@ def test_resuming_replays_missed_events_in_order_then_live_ones(server, client, 
         assert resumed.status == 200
         live = client.create(unique("live"))
         resumed.wait_created(live["id"])
+        reference.wait_created(live["id"])
         events = resumed.session_events()
         assert not any(e == "gap" for e, _ in resumed.history), resumed.history
-        epoch, seen = split_id(last_id)
-        numbers = [split_id(i)[1] for _, _, i in events]
         # Everything after the last seen event, once, without a hole; nothing seen before comes back.
-        assert numbers == list(range(seen + 1, seen + 1 + len(numbers))), numbers
-        assert {split_id(i)[0] for _, _, i in events} == {epoch}
+        live_id = next(i for e, d, i in events if e == "created" and d["id"] == live["id"])
+        assert [i for _, _, i in events] == ids_after(reference, last_id, live_id)
+        assert all(id_key(i) > id_key(last_id) for _, _, i in events)
         order = [(e, d["id"]) for e, d, _ in events]
         expected = [("created", m["id"]) for m in missed] + [("ended", missed[0]["id"]), ("created", live["id"])]
         assert [x for x in order if x in expected] == expected, order
@@ -374,8 +400,7 @@ def test_resuming_replays_missed_events_in_order_then_live_ones(server, client, 
 def test_an_unknown_last_event_id_gets_a_gap_event_then_live_events(server, client, subscriber, bad_id):
     sub = subscriber()
     subscriber.sync(sub)
-    epoch, seen = split_id(sub.session_events()[-1][2])
-    for last_id in [bad_id, f"{epoch}-{seen + 1_000_000}"]:
+    for last_id in [bad_id, future_id(sub.session_events()[-1][2])]:
         stream = EventStream(server, last_event_id=last_id)
         try:
             assert stream.status == 200
@@ -395,10 +420,12 @@ def test_an_unknown_last_event_id_gets_a_gap_event_then_live_events(server, clie
 def test_resuming_after_more_events_than_are_kept_gets_an_evicted_gap(make_server):
     srv = make_server()
     cl = srv.client()
+    reference = EventStream(srv)  # connected throughout: sees every event
     first = EventStream(srv)
     try:
         probe = cl.create(unique("probe"))
         first.wait_created(probe["id"])
+        reference.wait_created(probe["id"])
         last_id = first.session_events()[-1][2]
     finally:
         first.close()
@@ -408,12 +435,17 @@ def test_resuming_after_more_events_than_are_kept_gets_an_evicted_gap(make_serve
     try:
         assert resumed.status == 200
         resumed.wait_created(made[-1])
+        reference.wait_created(made[-1], timeout=15)
         assert resumed.history[0] == ("gap", {"type": "gap", "reason": "evicted"}), resumed.history[:2]
-        numbers = [split_id(i)[1] for _, _, i in resumed.session_events()]
+        replayed = [i for _, _, i in resumed.session_events()]
         # What is replayed is the newest events, without a hole, up to the latest.
-        assert len(numbers) >= 300, len(numbers)
-        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
-        assert numbers[0] > split_id(last_id)[1] + 1
+        assert len(replayed) >= 300, len(replayed)
+        everything = [i for _, _, i in reference.session_events()]
+        start = everything.index(replayed[0])
+        assert replayed == everything[start:start + len(replayed)]
+        assert replayed[-1] == everything[-1]
+        assert start > everything.index(last_id) + 1
         srv.assert_serving()
     finally:
         resumed.close()
+        reference.close()

@@ -103,38 +103,89 @@ def counter(server, name: str) -> float:
     raise AssertionError(f"{name} not in the scrape")
 
 
-def event_ids(data: bytes) -> list[int]:
-    """The numbers of the complete events in a stream's bytes (chunked framing included)."""
+def event_ids(data: bytes) -> list[str]:
+    """The ids of the complete events in a stream's bytes (chunked framing included)."""
     ids = []
     for frame in data.split(b"\n\n"):
         for line in frame.split(b"\n"):
             if line.startswith(b"id: ") and b"\ndata: " in frame:
-                ids.append(int(line.split(b"-")[-1]))
+                ids.append(line[4:].strip().decode())
     return ids
+
+
+class Reader:
+    """A subscriber that reads everything as it comes, in a thread: the ids of the events in order."""
+
+    def __init__(self, server):
+        self.sock = open_stream(server)
+        self.data = bytearray()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        self.sock.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return
+            with self.lock:
+                self.data.extend(chunk)
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return event_ids(bytes(self.data))
+
+    def wait_count(self, count: int, timeout: float = 5) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            ids = self.ids()
+            if len(ids) >= count or time.monotonic() > deadline:
+                return ids
+            time.sleep(0.001)
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
 
 
 def test_a_stalled_subscriber_is_counted_with_exactly_the_events_it_missed(make_server):
     """The subscriber stops reading; logins go on, one at a time, until it is cut off. Its
     `sessiond_events_dropped_total` share equals the events between the last one it received (read
-    once it resumes reading) and the one that cut it off, and the disconnection is counted once."""
+    once it resumes reading) and the one that cut it off, and the disconnection is counted once.
+
+    A reference subscriber reads everything: each login's event is known to have been offered to
+    every subscriber once the reference has it (events reach all subscribers under one lock), also
+    where events arrive through a shared store after the login is answered."""
     server = make_server()
     slow = open_stream(server, receive_buffer=4096)
+    reference = Reader(server)
     session = requests.Session()
     headers = {"Authorization": f"Bearer {server.api_token}"}
     dropped_before = counter(server, "sessiond_events_dropped_total")
     cut_before = counter(server, "sessiond_events_subscribers_disconnected_total")
     # ~500-byte frames: about 600 logins fill the 256 KiB buffer and the socket buffers.
     user = "y" * 240
-    last_id = 0
-    for index in range(20_000):
-        answer = session.post(f"{server.base}/v1/sessions", json={"username": f"{user}-{index}"}, headers=headers, timeout=5)
-        assert answer.status_code == 201
-        last_id += 1
-        if counter(server, "sessiond_events_subscribers_disconnected_total") > cut_before:
-            break
-    else:
-        raise AssertionError("the stalled subscriber was never cut off")
-    # The last login's event cut it off (its `created` is published before the login is answered).
+    logins = 0
+    try:
+        for index in range(20_000):
+            answer = session.post(f"{server.base}/v1/sessions", json={"username": f"{user}-{index}"}, headers=headers, timeout=5)
+            assert answer.status_code == 201
+            logins += 1
+            assert len(reference.wait_count(logins)) == logins, "the reference subscriber fell behind"
+            if counter(server, "sessiond_events_subscribers_disconnected_total") > cut_before:
+                break
+        else:
+            raise AssertionError("the stalled subscriber was never cut off")
+        everything = reference.ids()
+    finally:
+        reference.close()
+    # The last login's event cut it off.
     slow.settimeout(5)
     received = bytearray()
     while True:
@@ -146,8 +197,8 @@ def test_a_stalled_subscriber_is_counted_with_exactly_the_events_it_missed(make_
             break
         received.extend(chunk)
     ids = event_ids(bytes(received))
-    assert ids == list(range(1, len(ids) + 1)), "events missing or out of order before the cut"
+    assert ids == everything[:len(ids)], "events missing or out of order before the cut"
     dropped = counter(server, "sessiond_events_dropped_total") - dropped_before
     assert counter(server, "sessiond_events_subscribers_disconnected_total") == cut_before + 1
     # Every event up to the one that cut it off was either received or counted as dropped.
-    assert len(ids) + dropped == last_id, (len(ids), dropped, last_id)
+    assert len(ids) + dropped == logins, (len(ids), dropped, logins)

@@ -18,6 +18,7 @@ from conftest import (
     free_port,
     sessiond_bin,
     unique,
+    unknown_token,
     validate_response,
 )
 
@@ -174,7 +175,7 @@ def test_tokens_never_appear_in_the_log(server, client):
         validate_response(client.delete("/v1/session", session_token=rotated["token"]), 204)
         assert_error(client.delete("/v1/session", session_token=rotated["token"]), 401, "session_unknown")
     # Bad tokens of every kind are not logged either.
-    unknown = "usm_" + secrets.token_urlsafe(32)
+    unknown = unknown_token()
     secrets_seen.append(unknown)
     assert_error(client.validate(unknown), 401, "session_unknown")
     malformed = "usm_" + secrets.token_hex(30)

@@ -1337,3 +1337,21 @@ def test_rejects_bad_storage_flag_values(tmp_path, args):
     assert status != 0, f"sessiond accepted {args}; stderr: {stderr[-2000:]}"
     assert args[0].lstrip("-") in stderr or args[1] in stderr, stderr[-2000:]
     assert not (srv.workdir / "data").exists()
+
+
+def test_the_store_label_is_the_files_id_across_restarts(make_server):
+    """The store gauges' `store` label names the SQLite file: the same after a restart (so that
+    `max by (store)` keeps one series), another for another data directory."""
+
+    def store_label(srv) -> str:
+        labels = [l for n, l, _ in scrape(srv) if n == "sessiond_sessions_active"]
+        assert len(labels) == 1 and re.fullmatch(r"[0-9a-f]{12}", labels[0]["store"]), labels
+        return labels[0]["store"]
+
+    server = make_server()
+    first = store_label(server)
+    assert server.stop() == 0
+    server.start()
+    assert store_label(server) == first
+    other = make_server()
+    assert store_label(other) != first

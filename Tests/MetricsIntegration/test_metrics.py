@@ -26,9 +26,9 @@ BIN = os.environ.get("SESSIOND_BIN", str(REPO / ".build" / "debug" / "sessiond")
 # name → (type, label names) — the metric catalogue of docs/metrics.md (prometheus-client strips `_total` from
 # counter family names).
 CATALOGUE = {
-    "sessiond_sessions_active": ("gauge", set()),
-    "sessiond_realtime_users": ("gauge", set()),
-    "sessiond_users_seen": ("gauge", {"window"}),
+    "sessiond_sessions_active": ("gauge", {"store"}),
+    "sessiond_realtime_users": ("gauge", {"store"}),
+    "sessiond_users_seen": ("gauge", {"store", "window"}),
     "sessiond_sessions_created": ("counter", set()),
     "sessiond_sessions_expired": ("counter", {"reason"}),
     "sessiond_sessions_ended": ("counter", {"reason"}),
@@ -67,6 +67,17 @@ STORAGE_CATALOGUE = {
     "sessiond_storage_replay_duration_seconds": ("gauge", set()),
     "sessiond_storage_replayed_sessions": ("gauge", {"outcome"}),
     "sessiond_storage_info": ("gauge", {"durability"}),
+}
+
+
+# The Redis store's families (sessiond --storage redis only).
+REDIS_CATALOGUE = {
+    "sessiond_redis_up": ("gauge", set()),
+    "sessiond_redis_command_duration_seconds": ("histogram", {"operation"}),
+    "sessiond_redis_errors": ("counter", {"error"}),
+    "sessiond_redis_reconnects": ("counter", set()),
+    "sessiond_redis_reaper_runs": ("counter", set()),
+    "sessiond_redis_sessions_reaped": ("counter", set()),
 }
 
 
@@ -164,16 +175,22 @@ def test_scrape_passes_promtool_plain_and_gzipped(sessiond):
     assert requests.get(f"{metrics}/other", timeout=5).status_code == 404
 
 
-def test_second_parser_sees_the_whole_catalogue(sessiond):
-    _, metrics = sessiond
-    families = {f.name: f for f in text_string_to_metric_families(requests.get(f"{metrics}/metrics", timeout=5).text)}
-    for name, (kind, labels) in {**CATALOGUE, **STORAGE_CATALOGUE}.items():
+def assert_catalogue(families: dict, catalogue: dict) -> None:
+    """Every family of ``catalogue`` is in the scrape with its type and exactly its label names."""
+    for name, (kind, labels) in catalogue.items():
         assert name in families, name
         assert families[name].type == kind, (name, families[name].type)
         seen = set()
         for sample in families[name].samples:
             seen |= set(sample.labels) - {"le"}
         assert seen == labels, (name, seen)
+
+
+def test_second_parser_sees_the_whole_catalogue(sessiond):
+    _, metrics = sessiond
+    families = {f.name: f for f in text_string_to_metric_families(requests.get(f"{metrics}/metrics", timeout=5).text)}
+    assert_catalogue(families, {**CATALOGUE, **STORAGE_CATALOGUE})
+    assert not [name for name in families if name.startswith("sessiond_redis_")]
     reasons = {s.labels["reason"] for s in families["sessiond_sessions_ended"].samples}
     assert reasons == {"logout", "revoked", "evicted", "idle_timeout", "absolute_timeout"}
     kinds = {s.labels["kind"] for s in families["sessiond_storage_writes"].samples}
@@ -186,6 +203,58 @@ def test_second_parser_sees_the_whole_catalogue(sessiond):
     assert [(s.labels["durability"], s.value) for s in info] == [("commit", 1.0)], info
     writable = [s.value for s in families["sessiond_storage_writable"].samples]
     assert writable == [1.0], writable
+
+
+@pytest.fixture
+def redis_sessiond():
+    """sessiond --storage redis on a redis-server of its own (both on free loopback ports)."""
+    redis_port, api = free_port(), free_port()
+    directory = tempfile.TemporaryDirectory(prefix="sessiond-metrics-redis-")
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", directory.name],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    log = tempfile.TemporaryFile()
+    process = None
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", redis_port)) == 0:
+                    break
+            time.sleep(0.05)
+        process = subprocess.Popen(
+            [BIN, "--port", str(api), "--storage", "redis", "--redis-url", f"redis://127.0.0.1:{redis_port}"],
+            stdout=log, stderr=log,
+        )
+        wait_ready(f"http://127.0.0.1:{api}/readyz")
+        yield f"http://127.0.0.1:{api}"
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=15)
+        redis.terminate()
+        redis.wait(timeout=15)
+        directory.cleanup()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server package")
+def test_second_parser_sees_the_redis_catalogue(redis_sessiond):
+    api = redis_sessiond
+    created = requests.post(f"{api}/v1/sessions", json={"username": "ada"}, timeout=5)
+    assert created.status_code == 201
+    text = requests.get(f"{api}/metrics", timeout=5).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert_catalogue(families, {**CATALOGUE, **REDIS_CATALOGUE})
+    assert not [name for name in families if name.startswith("sessiond_storage_")]
+    assert [s.value for s in families["sessiond_redis_up"].samples] == [1.0]
+    assert [s.value for s in families["sessiond_sessions_active"].samples] == [1.0]
+    operations = {s.labels["operation"] for s in families["sessiond_redis_command_duration_seconds"].samples}
+    assert {"create", "validate", "reap", "statistics"} <= operations, operations
+    created_count = [s for s in families["sessiond_redis_command_duration_seconds"].samples
+                     if s.name.endswith("_count") and s.labels["operation"] == "create"]
+    assert [s.value for s in created_count] == [1.0]
 
 
 def test_scrape_counts_itself(sessiond):

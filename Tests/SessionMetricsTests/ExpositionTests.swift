@@ -75,9 +75,9 @@ struct ExpositionTests {
         #expect(parsed.value(#"sessiond_sessions_expired_total{reason="idle_timeout"}"#) == 2)
         #expect(parsed.value(#"sessiond_sessions_expired_total{reason="absolute_timeout"}"#) == 0)
         #expect(parsed.value(#"sessiond_sessions_ended_total{reason="evicted"}"#) == 0)
-        #expect(parsed.value("sessiond_sessions_active") == 2)
-        #expect(parsed.value("sessiond_realtime_users") == 2)
-        #expect(parsed.value(#"sessiond_users_seen{window="1m"}"#) == 5)
+        #expect(parsed.value(#"sessiond_sessions_active{store="local"}"#) == 2)
+        #expect(parsed.value(#"sessiond_realtime_users{store="local"}"#) == 2)
+        #expect(parsed.value(#"sessiond_users_seen{store="local",window="1m"}"#) == 5)
         #expect(parsed.value(#"sessiond_session_validations_total{result="valid"}"#) == 3)
         #expect(parsed.value(#"sessiond_session_validations_total{result="malformed"}"#) == 1)
         #expect(parsed.value(#"sessiond_session_validations_total{result="unknown"}"#) == 1)
@@ -167,6 +167,27 @@ struct ExpositionTests {
         #expect(!text.contains("nan\n") && !text.contains(" inf\n"))
     }
 
+    @Test func storeGaugesAreLeftOutWhileTheStoreCannotBeRead() throws {
+        let (store, metrics) = Self.makeMetrics()
+        _ = try store.create(username: "ada")
+        var statistics = store.statistics()
+        let readable = String(decoding: try metrics.exposition(statistics), as: UTF8.self)
+        #expect(readable.contains(#"sessiond_sessions_active{store="local"} 1"#))
+        statistics.storeGaugesAvailable = false
+        statistics.activeSessions = 0
+        let unreadable = String(decoding: try metrics.exposition(statistics), as: UTF8.self)
+        for family in ["sessiond_sessions_active", "sessiond_realtime_users", "sessiond_users_seen"] {
+            #expect(!unreadable.contains(family), "\(family) is shown while the store cannot be read")
+        }
+        // The rest of the scrape is served: counters, and the store gauges come back once readable.
+        #expect(unreadable.contains("sessiond_sessions_created_total 1"))
+        statistics.storeGaugesAvailable = true
+        statistics.activeSessions = 1
+        #expect(
+            String(decoding: try metrics.exposition(statistics), as: UTF8.self).contains("sessiond_sessions_active")
+        )
+    }
+
     @Test func goldenExposition() throws {
         let (store, metrics) = Self.makeMetrics()
         _ = try store.create(username: "ada")
@@ -223,7 +244,7 @@ struct ExpositionTests {
         #expect(parsed.value("sessiond_sessions_created_total") == 2000)
         #expect(parsed.value(#"sessiond_sessions_ended_total{reason="logout"}"#) == 1000)
         #expect(parsed.value(#"sessiond_session_validations_total{result="valid"}"#) == 2000)
-        #expect(parsed.value("sessiond_sessions_active") == 1000)
+        #expect(parsed.value(#"sessiond_sessions_active{store="local"}"#) == 1000)
         #expect(parsed.value(#"sessiond_http_requests_total{code="201",method="POST",route="/v1/sessions"}"#) == 2000)
         #expect(
             parsed.value(#"sessiond_http_request_duration_seconds_count{method="POST",route="/v1/sessions"}"#) == 2000

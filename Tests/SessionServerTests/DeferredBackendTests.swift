@@ -24,6 +24,7 @@ final class LaterBackend: SessionBackend {
     }
 
     var events: SessionEventHub { inner.events }
+    var eventFeed: any SessionEventFeed { inner.eventFeed }
 
     private func later<Value>(_ reply: SessionReply<Value>) -> SessionReply<Value> {
         let promise = SessionPromise<Value>()
@@ -167,6 +168,7 @@ final class NoStatisticsBackend: SessionBackend {
     let inner = LocalSessionBackend(store: SessionStore())
 
     var events: SessionEventHub { inner.events }
+    var eventFeed: any SessionEventFeed { inner.eventFeed }
     func create(_ request: NewSession) -> SessionReply<CreatedSession> { inner.create(request) }
     func validate(token: UnsafeBufferPointer<UInt8>, refresh: Bool) -> SessionReply<SessionValidation> {
         inner.validate(token: token, refresh: refresh)

@@ -8,7 +8,12 @@ struct EventBroadcasterTests {
     /// refused (429) even before the first stream has started, instead of being answered 200 and cut
     /// off when its stream starts. A slot whose stream never starts (a `HEAD` request) is given back.
     @Test func acceptedSubscriptionsHoldTheirSlotUntilTheResponseIsDropped() {
-        let broadcaster = EventBroadcaster(events: SessionStore().events, maximumSubscribers: 2)
+        let store = SessionStore()
+        let broadcaster = EventBroadcaster(
+            feed: LocalEventFeed(events: store.events),
+            events: store.events,
+            maximumSubscribers: 2
+        )
         let second = broadcaster.subscribe()
         do {
             let first = broadcaster.subscribe()

@@ -12,9 +12,13 @@
 /// }
 /// ```
 public protocol SessionBackend: AnyObject, Sendable {
-    /// Every `created` and `ended` event of the backend's sessions, for observers (metrics, logs) and
-    /// the event stream.
+    /// The `created` and `ended` events of what this backend did, for observers (metrics, logs): with
+    /// a shared store, only this instance's own operations, so that the fleet counts each event once.
     var events: SessionEventHub { get }
+
+    /// The ordered events that `/v1/events` streams, with the ids subscribers resume from: this
+    /// backend's own (``LocalEventFeed``) or, for a shared store, every instance's.
+    var eventFeed: any SessionEventFeed { get }
 
     /// Opens a session.
     /// - Throws (in the reply): `invalid_username`, `invalid_data`, `data_too_large`, `invalid_timeout`,
@@ -74,6 +78,15 @@ public protocol SessionBackend: AnyObject, Sendable {
 
     /// Exact counts for the metrics.
     func statistics() -> SessionReply<SessionStatistics>
+
+    /// Whether the backend can answer at all (`false` while a shared store is unreachable): `/readyz`
+    /// answers 503 then, so that a load balancer sends requests to instances that can serve them.
+    var isAvailable: Bool { get }
+}
+
+extension SessionBackend {
+    /// An in-process backend can always answer (a storage that cannot write still serves reads).
+    public var isAvailable: Bool { true }
 }
 
 /// What ``SessionBackend/create(_:)`` opens.

@@ -30,7 +30,9 @@ public final class SessionEventHub: Sendable {
     private let dropped = Atomic<Int>(0)
     private let slowConsumersDisconnected = Atomic<Int>(0)
 
-    init() {}
+    /// An empty hub. A ``SessionStore`` has its own; a backend that is not a store (Redis) makes one
+    /// and publishes what its operations did.
+    public init() {}
 
     /// Calls `observer` for every future event, synchronously.
     @discardableResult
@@ -82,13 +84,15 @@ public final class SessionEventHub: Sendable {
         slowConsumersDisconnected.add(1, ordering: .relaxed)
     }
 
-    func publish(_ event: SessionEvent) {
+    /// Delivers `event` to every observer, on this thread.
+    public func publish(_ event: SessionEvent) {
         guard observerCount.load(ordering: .relaxed) > 0 else { return }
         let list = observers.withLock { $0.list }
         for entry in list { entry.observer(event) }
     }
 
-    func publish(_ events: [SessionEvent]) {
+    /// Delivers `events`, in order, to every observer, on this thread.
+    public func publish(_ events: [SessionEvent]) {
         guard !events.isEmpty, observerCount.load(ordering: .relaxed) > 0 else { return }
         let list = observers.withLock { $0.list }
         for event in events {

@@ -1,5 +1,11 @@
 /// Exact counts read from the table: what the metrics gauges and counters export.
 public struct SessionStatistics: Sendable, Hashable {
+    /// The id of the session store the gauges below describe: the `store` label of the store gauges,
+    /// so that instances sharing one store are counted once (`max by (store)`).
+    public var storeID = ""
+    /// Whether the store gauges (sessions, users, users seen) could be read; `false` while a shared
+    /// store is unreachable: the gauges are then left out rather than stale.
+    public var storeGaugesAvailable = true
     /// Live sessions (not yet ended; a session past its deadline counts until it is reaped,
     /// at most a few hundred milliseconds).
     public var activeSessions = 0

@@ -249,9 +249,9 @@ public final class SessionStore: Sendable {
         case expired(RemovedSession)
     }
 
-    static let malformedError = SessionError(code: .tokenMalformed, message: "the session token is malformed")
-    static let unknownError = SessionError(code: .sessionUnknown, message: "no session has this token")
-    static func expiredError(_ reason: SessionEndReason) -> SessionError {
+    public static let malformedError = SessionError(code: .tokenMalformed, message: "the session token is malformed")
+    public static let unknownError = SessionError(code: .sessionUnknown, message: "no session has this token")
+    public static func expiredError(_ reason: SessionEndReason) -> SessionError {
         SessionError(code: .sessionExpired, message: "the session has expired (\(reason.rawValue))")
     }
 
@@ -295,7 +295,8 @@ public final class SessionStore: Sendable {
         }
     }
 
-    static func checkData(_ data: [UInt8], maxBytes: Int) throws(SessionError) {
+    /// Throws `data_too_large` beyond `maxBytes`, then `invalid_data` unless `data` is one JSON value.
+    public static func checkData(_ data: [UInt8], maxBytes: Int) throws(SessionError) {
         guard data.count <= maxBytes else {
             throw SessionError(code: .dataTooLarge, message: "session data is larger than \(maxBytes) bytes")
         }

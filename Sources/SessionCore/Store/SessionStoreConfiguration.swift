@@ -91,7 +91,8 @@ extension SessionStore {
             }
         }
 
-        static func checkIdleTimeout(_ value: Duration) throws(SessionError) {
+        /// Throws `invalid_timeout` unless `value` is an acceptable idle timeout.
+        public static func checkIdleTimeout(_ value: Duration) throws(SessionError) {
             guard value >= minimumIdleTimeout, value <= maximumDuration else {
                 throw SessionError(
                     code: .invalidTimeout,
@@ -100,7 +101,8 @@ extension SessionStore {
             }
         }
 
-        static func checkLifetime(_ value: Duration) throws(SessionError) {
+        /// Throws `invalid_timeout` unless `value` is an acceptable lifetime.
+        public static func checkLifetime(_ value: Duration) throws(SessionError) {
             guard value >= minimumIdleTimeout, value <= maximumDuration else {
                 throw SessionError(
                     code: .invalidTimeout,

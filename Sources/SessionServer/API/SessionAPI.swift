@@ -79,6 +79,7 @@ public final class SessionAPI: HTTPHandler {
         self.metrics = metrics
         self.observer = observer
         events = EventBroadcaster(
+            feed: backend.eventFeed,
             events: backend.events,
             maximumSubscribers: configuration.maximumEventSubscribers,
             bufferLimit: configuration.eventBufferBytes
@@ -166,8 +167,11 @@ public final class SessionAPI: HTTPHandler {
 
     func readiness() throws(APIError) -> APIAnswer {
         // A backend that cannot write does not make the instance unready: reads still work, and the
-        // storage metrics say so.
+        // storage metrics say so. One that cannot answer at all (a shared store out of reach) does.
         guard isReady else { throw APIError.notReady }
+        guard backend.isAvailable else {
+            throw APIError(SessionError(code: .storageUnavailable, message: "the session store cannot be reached"))
+        }
         return .now(SessionJSON.status("ready"))
     }
 

@@ -5,7 +5,7 @@ import Synchronization
 
 /// Fans session events out to Server-Sent-Events subscribers (`GET /v1/events`).
 ///
-/// Each event is rendered once (`id: <epoch>-<n>`, `event: created|ended`, `data: {...}`), then
+/// Each event is rendered once (`id: <the feed's id>`, `event: created|ended`, `data: {...}`), then
 /// appended to every subscriber's bounded buffer (``bufferLimit``; the socket's kernel send buffer is
 /// kept small, ``socketSendBufferBytes``, so that the limit is what a stalled subscriber can hold). A
 /// subscriber whose buffer is full is disconnected (its stream is aborted: what is pending is dropped
@@ -13,22 +13,29 @@ import Synchronization
 /// did not get (the one that did not fit and those dropped unsent) and the disconnection. The others
 /// are unaffected. Frames never contain a token.
 ///
-/// **Resuming.** From the first subscription on, the latest events are kept (up to half a
-/// subscriber's buffer, ``replayBytes``). A subscriber that reconnects with `Last-Event-ID` (as
-/// browsers' `EventSource` does by itself) first gets the events it missed, in order, then the live
-/// ones: a backend forwarding logouts loses none to a dropped connection. When that is not possible
-/// (the id is from an earlier run of the process, unknown, or the events after it are no longer
-/// kept), it gets a `gap` event first (`{"type":"gap","reason":"unknown_id"|"evicted"}`), then what
-/// is kept: it should reconcile, e.g. re-validate the sessions it tracks. Events are numbered and
-/// delivered under one lock, so every subscriber sees them in the same order, without holes.
+/// **Resuming.** The latest events are kept (up to half a subscriber's buffer, ``replayBytes``): from
+/// the first subscription on with a ``LocalEventFeed``, from the start with a shared store's feed (a
+/// subscriber of another instance may resume here). A subscriber that reconnects with
+/// `Last-Event-ID` (as browsers' `EventSource` does by itself) first gets the events it missed, in
+/// order, then the live ones: a backend forwarding logouts loses none to a dropped connection. When
+/// that is not possible (the id is not one of the feed's, or the events after it are no longer kept),
+/// it gets a `gap` event first (`{"type":"gap","reason":"unknown_id"|"evicted"}`), then what is kept:
+/// it should reconcile, e.g. re-validate the sessions it tracks. An id a little ahead of what this
+/// instance has delivered (another instance was faster) is waited for: the subscriber gets the events
+/// after it. Events are delivered under one lock, so every subscriber sees them in the same order,
+/// without holes.
 public final class EventBroadcaster: Sendable {
     private struct State {
         var nextSubscriberID = 0
         var writers: [Int: HTTPStreamWriter] = [:]
-        /// Number of the latest event (0: none yet).
-        var sequence: UInt64 = 0
+        /// Subscribers that resumed from an id ahead of ``latest``: events up to it are not theirs.
+        var skipThrough: [Int: SessionEventPosition] = [:]
+        /// The position of the latest event delivered (`nil`: none yet).
+        var latest: SessionEventPosition?
+        /// Every event after this position is in ``recent`` (or was, and is older than what is kept).
+        var knownFrom = SessionEventPosition.zero
         /// The latest events' frames, oldest first, and their total size.
-        var recent = Deque<(sequence: UInt64, frame: [UInt8])>()
+        var recent = Deque<(position: SessionEventPosition, frame: [UInt8])>()
         var recentBytes = 0
         /// Slots taken by ``subscribe(lastEventID:)`` whose stream has not started yet.
         var reserved = 0
@@ -53,8 +60,10 @@ public final class EventBroadcaster: Sendable {
     }
 
     private let state = Mutex(State())
-    /// Set by the first subscription: until then no event is rendered or kept.
+    /// Set by the first subscription (or at once for a feed that keeps history from the start): until
+    /// then no event is rendered or kept.
     private let isActive = Atomic<Bool>(false)
+    private let feed: any SessionEventFeed
     private let events: SessionEventHub
     /// Most subscribers at once.
     public let maximumSubscribers: Int
@@ -65,19 +74,23 @@ public final class EventBroadcaster: Sendable {
     /// Bytes of the latest events kept for subscribers that resume (half of ``bufferLimit``, so that
     /// a replay leaves room for live events).
     public var replayBytes: Int { bufferLimit / 2 }
-    /// This run's prefix of event ids: ids of an earlier run cannot be resumed.
-    let epoch: String
-
     /// - Parameters:
-    ///   - events: the session events to stream.
+    ///   - feed: the ordered session events to stream, with their ids.
+    ///   - events: where dropped events and slow subscribers are counted.
     ///   - maximumSubscribers: most subscribers at once (429 beyond).
     ///   - bufferLimit: bytes a subscriber may have pending before it is disconnected.
-    public init(events: SessionEventHub, maximumSubscribers: Int = 1000, bufferLimit: Int = 256 * 1024) {
+    public init(
+        feed: any SessionEventFeed,
+        events: SessionEventHub,
+        maximumSubscribers: Int = 1000,
+        bufferLimit: Int = 256 * 1024
+    ) {
+        self.feed = feed
         self.events = events
         self.maximumSubscribers = maximumSubscribers
         self.bufferLimit = bufferLimit
-        epoch = String(UInt64.random(in: 1 << 60..<UInt64.max), radix: 16)
-        events.addObserver { [weak self] event in self?.broadcast(event) }
+        if feed.keepsHistoryFromStart { isActive.store(true, ordering: .relaxed) }
+        feed.observe { [weak self] item in self?.deliver(item) }
     }
 
     /// The number of connected subscribers.
@@ -122,7 +135,11 @@ public final class EventBroadcaster: Sendable {
             state.writers[state.nextSubscriberID] = writer
             // An initial comment tells the client the stream is open.
             var caughtUp = writer.write(Array(": connected\n\n".utf8), isMessage: false)
-            if caughtUp, let lastEventID { caughtUp = replay(after: lastEventID, to: writer, state) }
+            if caughtUp, let lastEventID {
+                let (fitted, skipThrough) = replay(after: lastEventID, to: writer, state)
+                caughtUp = fitted
+                if let skipThrough { state.skipThrough[state.nextSubscriberID] = skipThrough }
+            }
             return (state.nextSubscriberID, caughtUp)
         }
         guard let id else {
@@ -134,36 +151,50 @@ public final class EventBroadcaster: Sendable {
         if !isCaughtUp { writer.abort() }
     }
 
-    /// Writes what a subscriber that saw `lastEventID` missed (see the type's documentation);
-    /// `false` if it did not fit in the subscriber's buffer.
-    private func replay(after lastEventID: String, to writer: HTTPStreamWriter, _ state: State) -> Bool {
-        let oldestKept = state.recent.first?.sequence ?? state.sequence + 1
-        var next = oldestKept
-        var written = true
-        if let seen = sequence(of: lastEventID), seen <= state.sequence {
-            if seen + 1 >= oldestKept {
-                next = seen + 1
-            } else {
-                written = writer.write(Self.gapFrame(reason: "evicted"))
-            }
-        } else {
-            written = writer.write(Self.gapFrame(reason: "unknown_id"))
+    /// Writes what a subscriber that saw `lastEventID` missed (see the type's documentation); returns
+    /// whether it fitted in the subscriber's buffer, and the position through which live events are
+    /// not the subscriber's (an id ahead of what was delivered here).
+    private func replay(
+        after lastEventID: String,
+        to writer: HTTPStreamWriter,
+        _ state: State
+    )
+        -> (fitted: Bool, skipThrough: SessionEventPosition?)
+    {
+        guard let seen = feed.position(ofEventID: lastEventID) else {
+            return (writeAll(state, after: nil, gap: "unknown_id", to: writer), nil)
         }
-        for event in state.recent where written && event.sequence >= next {
+        if let latest = state.latest, seen <= latest {
+            guard seen >= state.knownFrom else { return (writeAll(state, after: nil, gap: "evicted", to: writer), nil) }
+            return (writeAll(state, after: seen, gap: nil, to: writer), nil)
+        }
+        // Ahead of everything delivered here: another instance was a moment faster.
+        let latestMajor = state.latest?.major ?? state.knownFrom.major
+        if let allowance = feed.resumeAheadAllowance, seen.major <= latestMajor + allowance {
+            return (true, seen)
+        }
+        return (writeAll(state, after: nil, gap: "unknown_id", to: writer), nil)
+    }
+
+    /// Writes a gap event (when `gap` is set) and the kept events after `after` (all when `nil`).
+    private func writeAll(
+        _ state: State,
+        after: SessionEventPosition?,
+        gap: String?,
+        to writer: HTTPStreamWriter
+    ) -> Bool {
+        var written = gap.map { writer.write(Self.gapFrame(reason: $0)) } ?? true
+        for event in state.recent where written && after.map({ event.position > $0 }) ?? true {
             written = writer.write(event.frame)
         }
         return written
     }
 
-    /// The event number in an id of this run (`<epoch>-<n>`), or `nil`.
-    private func sequence(of id: String) -> UInt64? {
-        let parts = id.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0] == epoch else { return nil }
-        return UInt64(parts[1])
-    }
-
     private func remove(_ id: Int) {
-        _ = state.withLock { $0.writers.removeValue(forKey: id) }
+        state.withLock { state in
+            state.writers.removeValue(forKey: id)
+            state.skipThrough.removeValue(forKey: id)
+        }
     }
 
     /// Sends a comment to every subscriber so that proxies and clients see the stream alive.
@@ -184,21 +215,54 @@ public final class EventBroadcaster: Sendable {
         for writer in writers { writer.finish() }
     }
 
-    private func broadcast(_ event: SessionEvent) {
-        guard isActive.load(ordering: .relaxed) else { return }
-        let body = Self.frame(for: event)
+    private func deliver(_ item: SessionFeedItem) {
+        switch item {
+        case .event(let event, let position):
+            broadcast(event, at: position)
+        case .reset(let position):
+            let writers = state.withLock { state -> [HTTPStreamWriter] in
+                state.knownFrom = max(state.knownFrom, position)
+                state.latest = max(state.latest ?? position, position)
+                state.recent.removeAll()
+                state.recentBytes = 0
+                return Array(state.writers.values)
+            }
+            // Subscribers connected now missed events that cannot be replayed.
+            let gap = Self.gapFrame(reason: "evicted")
+            for writer in writers where !writer.write(gap) && !writer.isClosed { disconnectSlow(writer, missing: 0) }
+        }
+    }
+
+    private func broadcast(_ event: SessionEvent, at position: SessionEventPosition) {
+        guard isActive.load(ordering: .relaxed) else {
+            // Nothing is kept yet: a subscriber resuming from here or before is told of a gap.
+            state.withLock { state in
+                state.latest = position
+                state.knownFrom = position
+            }
+            return
+        }
+        var frame = Array("id: \(feed.eventID(of: position))\n".utf8)
+        frame += Self.frame(for: event)
         let keep = replayBytes
         let full = state.withLock { state -> [HTTPStreamWriter] in
-            state.sequence += 1
-            var frame = Array("id: \(epoch)-\(state.sequence)\n".utf8)
-            frame += body
-            state.recent.append((state.sequence, frame))
+            state.latest = position
+            state.recent.append((position, frame))
             state.recentBytes += frame.count
             while state.recentBytes > keep, let oldest = state.recent.popFirst() {
                 state.recentBytes -= oldest.frame.count
+                state.knownFrom = oldest.position
             }
-            // A writer closed meanwhile (client gone) dropped nothing; a full one is cut off, below.
-            return state.writers.values.filter { !$0.write(frame) && !$0.isClosed }
+            var full: [HTTPStreamWriter] = []
+            for (id, writer) in state.writers {
+                if let skip = state.skipThrough[id] {
+                    guard position > skip else { continue }
+                    state.skipThrough.removeValue(forKey: id)
+                }
+                // A writer closed meanwhile (client gone) dropped nothing; a full one is cut off, below.
+                if !writer.write(frame) && !writer.isClosed { full.append(writer) }
+            }
+            return full
         }
         for writer in full { disconnectSlow(writer, missing: 1) }
     }

@@ -28,9 +28,17 @@ public final class LocalSessionBackend: SessionBackend {
     public init(store: SessionStore, storage: SessionStorage? = nil) {
         self.store = store
         self.storage = storage
+        localFeed = LocalEventFeed(events: store.events)
+        storeID = storage?.storeID ?? "memory-" + localFeed.epoch.prefix(12)
     }
 
+    private let localFeed: LocalEventFeed
+    /// The `store` label of the store gauges: the SQLite file's id, or one per process in memory.
+    public let storeID: String
+
     public var events: SessionEventHub { store.events }
+
+    public var eventFeed: any SessionEventFeed { localFeed }
 
     public func create(_ request: NewSession) -> SessionReply<CreatedSession> {
         write { () throws(SessionError) in
@@ -103,7 +111,9 @@ public final class LocalSessionBackend: SessionBackend {
     }
 
     public func statistics() -> SessionReply<SessionStatistics> {
-        .success(store.statistics())
+        var statistics = store.statistics()
+        statistics.storeID = storeID
+        return .success(statistics)
     }
 
     // MARK: Replies

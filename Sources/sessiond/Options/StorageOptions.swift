@@ -7,10 +7,13 @@ struct StorageOptions: ParsableArguments {
     enum Backend: String, CaseIterable {
         case sqlite
         case memory
+        case redis
     }
 
     @Option(
-        help: "Where sessions live: sqlite (durable, in --data-dir) or memory (lost on restart; tests, benchmarks)."
+        help: """
+            Where sessions live: sqlite (durable, in --data-dir), memory (lost on restart; tests, benchmarks)             or redis (shared by several instances; see the Redis options).
+            """
     )
     var storage = "sqlite"
 

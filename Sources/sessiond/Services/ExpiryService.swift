@@ -1,13 +1,13 @@
 import ServiceLifecycle
-import SessionCore
 
-/// Ends expired sessions every 250 ms until graceful shutdown.
+/// Ends expired sessions until graceful shutdown: the store's expiry loop, or the Redis reaper.
 struct ExpiryService: Service {
-    let store: SessionStore
+    /// The loop; it ends when its task is cancelled.
+    let loop: @Sendable () async -> Void
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await store.runExpiryLoop(interval: .milliseconds(250))
+            await loop()
         }
     }
 }

@@ -1,0 +1,201 @@
+import DequeModule
+import Dispatch
+import Synchronization
+
+/// A few pipelined connections to one Redis server, for callers that must not wait: every command is
+/// answered through a completion, called on the connection's reader thread.
+///
+/// The caller's thread writes its command to a connection at once (under that connection's lock, so
+/// commands and the queue of commands awaiting an answer stay in the same order); each connection's
+/// reader thread reads the answers as they come and completes the oldest waiting command with each.
+/// A connection carries commands of many callers at a time, and nobody waits for a batch to fill.
+///
+/// Failing closed: a command not answered within ``RedisClientConfiguration/timeout`` fails with
+/// `timeout`; while no connection is open (Redis unreachable), commands fail at once with `connect`,
+/// and the connections are opened again in the background with a growing pause (100 ms to 1 s). A
+/// command is never sent twice: one whose connection failed after it was written fails, because it
+/// may or may not have been carried out.
+///
+/// ```swift
+/// let client = RedisClient(configuration: .init(endpoint: try RedisEndpoint(url: "redis://127.0.0.1:6379")))
+/// client.send(["PING"]) { result in print(result) }
+/// ```
+public final class RedisClient: Sendable {
+    public typealias Completion = @Sendable (Result<RedisValue, RedisClientError>) -> Void
+
+    public let configuration: RedisClientConfiguration
+    let slots: [RedisConnectionSlot]
+    private let counters = Mutex(RedisClientStatistics())
+    private let nextSlot = Atomic<Int>(0)
+    private let isClosed = Atomic<Bool>(false)
+    private let stopped = DispatchGroup()
+    /// Dispatch sources are thread-safe (created here, cancelled once by ``close()``), but not `Sendable`.
+    private nonisolated(unsafe) let watchdog: any DispatchSourceTimer
+    let timeoutNanoseconds: UInt64
+
+    /// Opens the connections (waiting for the first attempt of each: startup can tell an unreachable
+    /// Redis at once) and starts their reader threads.
+    public init(configuration: RedisClientConfiguration) {
+        self.configuration = configuration
+        timeoutNanoseconds = UInt64(max(1, configuration.timeout / .nanoseconds(1)))
+        slots = (0..<max(1, configuration.connections)).map { RedisConnectionSlot(index: $0) }
+        watchdog = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "sessiond.redis.watchdog"))
+        let period = max(Duration.milliseconds(5), configuration.timeout / 4)
+        watchdog.schedule(
+            deadline: .now() + .nanoseconds(Int(period / .nanoseconds(1))),
+            repeating: .nanoseconds(Int(period / .nanoseconds(1)))
+        )
+        watchdog.setEventHandler { [weak self] in self?.failOverdue() }
+        watchdog.resume()
+        let opened = DispatchGroup()
+        for slot in slots {
+            opened.enter()
+            stopped.enter()
+            DispatchQueue(label: "sessiond.redis.connection-\(slot.index)").async { [self] in
+                RedisConnectionReader(client: self, slot: slot, firstAttemptDone: { opened.leave() }).run()
+                stopped.leave()
+            }
+        }
+        opened.wait()
+    }
+
+    /// Sends one command; `completion` gets its answer (an error reply is a successful
+    /// ``RedisValue/error(_:)``), or why there is none.
+    public func send(_ arguments: [[UInt8]], completion: @escaping Completion) {
+        let request = RedisRequest(deadline: Self.now() + timeoutNanoseconds, completion: completion)
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(64 + arguments.reduce(0) { $0 + $1.count + 16 })
+        RedisConnection.encode(arguments, into: &encoded)
+        dispatch(encoded, [request])
+    }
+
+    /// Sends several commands together, on one connection and in one write (they are carried out
+    /// in order, though not atomically); `completion` gets their answers in order once every one is
+    /// known, or the failure of each.
+    public func sendPipelined(
+        _ commands: [[[UInt8]]],
+        completion: @escaping @Sendable ([Result<RedisValue, RedisClientError>]) -> Void
+    ) {
+        guard !commands.isEmpty else { return completion([]) }
+        let collector = RedisResultCollector(count: commands.count, completion: completion)
+        let deadline = Self.now() + timeoutNanoseconds
+        var encoded: [UInt8] = []
+        for command in commands { RedisConnection.encode(command, into: &encoded) }
+        let requests = (0..<commands.count).map { index in
+            RedisRequest(deadline: deadline) { collector.set(index, $0) }
+        }
+        dispatch(encoded, requests)
+    }
+
+    /// Hands encoded commands to the first connection that is open, or fails them.
+    private func dispatch(_ encoded: [UInt8], _ requests: [RedisRequest]) {
+        guard !isClosed.load(ordering: .relaxed) else {
+            for request in requests {
+                request.complete(.failure(RedisClientError(code: .closed, message: "the Redis client is closed")))
+            }
+            return
+        }
+        let first = nextSlot.add(1, ordering: .relaxed).oldValue
+        for offset in 0..<slots.count where slots[(first + offset) % slots.count].write(encoded, requests) {
+            return
+        }
+        record(.connect, count: requests.count)
+        for request in requests {
+            request.complete(.failure(RedisClientError(code: .connect, message: "Redis is unreachable")))
+        }
+    }
+
+    /// Sends one command of text arguments.
+    public func send(_ arguments: [String], completion: @escaping Completion) {
+        send(arguments.map { Array($0.utf8) }, completion: completion)
+    }
+
+    /// Sends several commands at once (on any connections); `completion` gets their answers in order
+    /// once every one is known.
+    public func sendAll(
+        _ commands: [[[UInt8]]],
+        completion: @escaping @Sendable ([Result<RedisValue, RedisClientError>]) -> Void
+    ) {
+        guard !commands.isEmpty else { return completion([]) }
+        let collector = RedisResultCollector(count: commands.count, completion: completion)
+        for (index, command) in commands.enumerated() {
+            send(command) { collector.set(index, $0) }
+        }
+    }
+
+    /// Sends one command and waits for its answer: for startup and tests, never on a thread that
+    /// serves requests.
+    public func sendAndWait(_ arguments: [[UInt8]]) -> Result<RedisValue, RedisClientError> {
+        sendAllAndWait([arguments])[0]
+    }
+
+    /// Same as ``sendAndWait(_:)-(_)`` with text arguments.
+    public func sendAndWait(_ arguments: [String]) -> Result<RedisValue, RedisClientError> {
+        sendAndWait(arguments.map { Array($0.utf8) })
+    }
+
+    /// ``sendAll(_:completion:)``, waiting: for startup and tests.
+    public func sendAllAndWait(_ commands: [[[UInt8]]]) -> [Result<RedisValue, RedisClientError>] {
+        let done = DispatchSemaphore(value: 0)
+        let box = Mutex<[Result<RedisValue, RedisClientError>]>([])
+        sendAll(commands) { results in
+            box.withLock { $0 = results }
+            done.signal()
+        }
+        done.wait()
+        return box.withLock { $0 }
+    }
+
+    /// Whether a connection is open.
+    public var isUp: Bool { slots.contains { $0.isConnected } }
+
+    /// Counts so far.
+    public var statistics: RedisClientStatistics {
+        var statistics = counters.withLock { $0 }
+        statistics.isUp = isUp
+        return statistics
+    }
+
+    /// Counts an error reply (`-ERR`, `-OOM`, `-READONLY`, `-LOADING`, …) that a caller could not use:
+    /// Redis answered, but not with what was asked.
+    public func recordErrorReply() { record(.reply) }
+
+    /// Closes the connections (what waits for an answer fails) and waits for their threads to end.
+    public func close() {
+        guard !isClosed.exchange(true, ordering: .relaxed) else { return }
+        for slot in slots { slot.close() }
+        stopped.wait()
+        watchdog.cancel()
+    }
+
+    var closed: Bool { isClosed.load(ordering: .relaxed) }
+
+    // MARK: For the readers
+
+    func record(_ code: RedisClientError.Code, count: Int = 1) {
+        guard count > 0 else { return }
+        counters.withLock { $0.errors[code, default: 0] += count }
+    }
+
+    func recordReconnect() {
+        counters.withLock { $0.reconnects += 1 }
+    }
+
+    /// The current time in the units of request deadlines.
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Fails the commands whose deadline has passed (Redis answers, but too slowly): they are answered
+    /// `timeout` now, and their late answers are dropped when they come.
+    private func failOverdue() {
+        let now = Self.now()
+        var overdue = 0
+        for slot in slots {
+            for request in slot.overdue(now: now)
+            where request.complete(.failure(RedisClientError(code: .timeout, message: "no answer from Redis in time")))
+            {
+                overdue += 1
+            }
+        }
+        record(.timeout, count: overdue)
+    }
+}

@@ -1,0 +1,11 @@
+/// What ``RedisClient`` has seen, for the `sessiond_redis_*` metrics.
+public struct RedisClientStatistics: Sendable, Hashable {
+    /// Whether the last attempt to reach Redis succeeded.
+    public var isUp = false
+    /// Commands that got no answer, by kind.
+    public var errors: [RedisClientError.Code: Int] = [:]
+    /// Connections opened again after one failed.
+    public var reconnects = 0
+
+    public init() {}
+}

@@ -1,0 +1,132 @@
+import DequeModule
+import Dispatch
+import Synchronization
+
+/// One of ``RedisClient``'s connections, as callers and its reader thread share it: the open
+/// connection (none while it is being opened again) and the commands written to it that wait for
+/// their answers, oldest first.
+final class RedisConnectionSlot: Sendable {
+    private struct State {
+        var connection: RedisConnection?
+        var waiting = Deque<RedisRequest>()
+        /// Encoded commands not written yet, in the order of ``waiting``.
+        var unwritten: [UInt8] = []
+        /// Whether a caller is writing ``unwritten`` to the socket (the others only append to it).
+        var isWriting = false
+        /// The reader sleeps until a command is written (it reads only what is awaited).
+        var readerIdle = false
+        var isClosed = false
+    }
+
+    let index: Int
+    private let state = Mutex(State())
+    private let wakeup = DispatchSemaphore(value: 0)
+
+    init(index: Int) {
+        self.index = index
+    }
+
+    var isConnected: Bool { state.withLock { $0.connection != nil } }
+
+    /// Queues encoded commands and their requests (one request per command, in order) and sees that
+    /// they are written; `false` when no connection is open (the caller tries another).
+    ///
+    /// Concurrent callers combine their writes: the first writes everything appended while it writes
+    /// (outside the lock, one `send` for many commands under load); the others return at once. A
+    /// failed write abandons the connection: its reader then fails what waits, these requests included.
+    func write(_ encoded: [UInt8], _ requests: [RedisRequest]) -> Bool {
+        let (accepted, writer, wake) = state.withLock { state -> (Bool, RedisConnection?, Bool) in
+            guard let connection = state.connection, !state.isClosed else { return (false, nil, false) }
+            state.waiting.append(contentsOf: requests)
+            state.unwritten.append(contentsOf: encoded)
+            defer { state.readerIdle = false }
+            let wake = state.readerIdle
+            guard !state.isWriting else { return (true, nil, wake) }
+            state.isWriting = true
+            return (true, connection, wake)
+        }
+        if wake { wakeup.signal() }
+        guard let writer else { return accepted }
+        while true {
+            let chunk = state.withLock { state -> [UInt8]? in
+                guard !state.unwritten.isEmpty, state.connection === writer else {
+                    state.isWriting = false
+                    return nil
+                }
+                defer { state.unwritten.removeAll(keepingCapacity: true) }
+                return state.unwritten
+            }
+            guard let chunk else { return true }
+            if !writer.write(chunk) {
+                writer.abort()
+                state.withLock { $0.isWriting = false }
+                return true
+            }
+        }
+    }
+
+    // MARK: For the reader thread
+
+    /// The reader opened `connection`.
+    func opened(_ connection: RedisConnection) {
+        state.withLock { $0.connection = connection }
+    }
+
+    /// The connection failed or is closed: no more writes to it; returns what waited for an answer.
+    func lost() -> [RedisRequest] {
+        state.withLock { state in
+            state.connection = nil
+            state.unwritten.removeAll()
+            defer { state.waiting.removeAll() }
+            return Array(state.waiting)
+        }
+    }
+
+    /// Waits until a command waits for its answer (`true`) or the slot is closed (`false`); at most
+    /// `timeout`, then returns whether one waits.
+    func awaitWork(timeout: Duration) -> Bool {
+        let ready = state.withLock { state -> Bool? in
+            if state.isClosed { return false }
+            if !state.waiting.isEmpty { return true }
+            state.readerIdle = true
+            return nil
+        }
+        if let ready { return ready }
+        if wakeup.wait(timeout: .now() + .nanoseconds(Int(timeout / .nanoseconds(1)))) == .timedOut {
+            let signalled = state.withLock { state -> Bool in
+                guard state.readerIdle else { return true }
+                state.readerIdle = false
+                return false
+            }
+            // A writer woke the reader just as the wait ended: take its signal back.
+            if signalled { wakeup.wait() }
+        }
+        return state.withLock { !$0.isClosed && !$0.waiting.isEmpty }
+    }
+
+    /// The oldest command waiting for an answer (the one the answer just read belongs to).
+    func popOldest() -> RedisRequest? {
+        state.withLock { $0.waiting.popFirst() }
+    }
+
+    /// Sleeps `duration`, or less when the slot is closed meanwhile.
+    func pause(_ duration: Duration) {
+        _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(duration / .nanoseconds(1))))
+    }
+
+    /// The waiting commands past their deadline (left in place: their answers are read and dropped).
+    func overdue(now: UInt64) -> [RedisRequest] {
+        state.withLock { state in state.waiting.filter { $0.deadline <= now && !$0.isCompleted } }
+    }
+
+    var isClosed: Bool { state.withLock { $0.isClosed } }
+
+    /// Closes the slot: its reader stops (a blocked read is interrupted).
+    func close() {
+        state.withLock { state in
+            state.isClosed = true
+            state.connection?.abort()
+        }
+        wakeup.signal()
+    }
+}

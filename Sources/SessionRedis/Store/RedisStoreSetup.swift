@@ -1,0 +1,179 @@
+import SessionCore
+
+/// Opens a Redis store at startup: checks the server is fit to be a store (Redis 7, `noeviction`),
+/// reads its persistence, loads the function library, creates the store's description if there is
+/// none, and writes the configured session defaults to the store and every partition.
+enum RedisStoreSetup {
+    /// Runs every step; blocking (startup only).
+    static func open(
+        client: RedisClient,
+        configuration: RedisStoreConfiguration
+    ) throws(RedisStoreError)
+        -> RedisStoreDescription
+    {
+        let server = try info(client, section: "server")
+        let version = server["redis_version"] ?? "unknown"
+        guard let major = version.split(separator: ".").first.flatMap({ Int($0) }), major >= 7 else {
+            throw RedisStoreError(
+                "Redis \(version) is too old: sessiond needs Redis 7 or later (Functions, ZRANGE BYSCORE)"
+            )
+        }
+        let memory = try info(client, section: "memory")
+        let policy = memory["maxmemory_policy"] ?? "unknown"
+        guard policy == "noeviction" else {
+            throw RedisStoreError(
+                "Redis maxmemory-policy is \(policy): a store must not evict keys (an evicted index key corrupts it); "
+                    + "set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf)"
+            )
+        }
+        let persistence = try readPersistence(client)
+        try loadLibrary(client)
+        let (id, partitions, isNew) = try openDescription(client, partitions: configuration.partitions)
+        var defaults = configuration.sessionDefaults
+        defaults.maxUsernameBytes = configuration.maxUsernameBytes
+        let written = try writeConfiguration(client, RedisConfigurationFields(defaults).all)
+        try copyConfiguration(client, written, partitions: partitions)
+        return RedisStoreDescription(
+            id: id,
+            partitions: partitions,
+            isNew: isNew,
+            redisVersion: version,
+            maxmemoryPolicy: policy,
+            persistence: persistence
+        )
+    }
+
+    /// Loads the library, the store's description (with its id) and the configuration again into a
+    /// Redis that lost them.
+    static func restore(
+        client: RedisClient,
+        store: RedisStoreDescription,
+        sessionDefaults: SessionStore.Configuration
+    )
+        throws(RedisStoreError)
+    {
+        try loadLibrary(client)
+        _ = try openDescription(client, partitions: store.partitions, newID: store.id)
+        let written = try writeConfiguration(client, RedisConfigurationFields(sessionDefaults).all)
+        try copyConfiguration(client, written, partitions: store.partitions)
+    }
+
+    /// `FUNCTION LOAD REPLACE` of ``RedisFunctionLibrary``.
+    static func loadLibrary(_ client: RedisClient) throws(RedisStoreError) {
+        let reply = try command(
+            client,
+            ["FUNCTION", "LOAD", "REPLACE", RedisFunctionLibrary.source],
+            doing: "FUNCTION LOAD"
+        )
+        guard reply.string == RedisFunctionLibrary.name else {
+            throw RedisStoreError("FUNCTION LOAD answered \(reply)")
+        }
+    }
+
+    /// Sets `fields` of the store's configuration (`sd:config`); returns the whole configuration with
+    /// its new version.
+    static func writeConfiguration(
+        _ client: RedisClient,
+        _ fields: [(String, String)]
+    ) throws(RedisStoreError)
+        -> RedisConfigurationFields
+    {
+        var arguments = ["FCALL", RedisFunctionLibrary.updateConfiguration, "1", RedisKeys.configuration]
+        for (name, value) in fields { arguments += [name, value] }
+        let reply = try command(client, arguments, doing: "writing the configuration")
+        guard let written = RedisConfigurationFields(reply: reply) else {
+            throw RedisStoreError("the configuration in \(RedisKeys.configuration) is unreadable: \(reply)")
+        }
+        return written
+    }
+
+    /// Writes `configuration` to every partition that holds an older version.
+    static func copyConfiguration(
+        _ client: RedisClient,
+        _ configuration: RedisConfigurationFields,
+        partitions: Int
+    )
+        throws(RedisStoreError)
+    {
+        let replies = client.sendAllAndWait((0..<partitions).map { configuration.copyCommand(partition: $0) })
+        for reply in replies {
+            switch reply {
+            case .success(.error(let message)): throw RedisStoreError("copying the configuration: \(message)")
+            case .failure(let error): throw RedisStoreError("copying the configuration: \(error)")
+            case .success: continue
+            }
+        }
+    }
+
+    // MARK: Private
+
+    /// Reads the store's description, creating it (with `newID`, or a random one) when there is none.
+    private static func openDescription(
+        _ client: RedisClient,
+        partitions: Int,
+        newID: String? = nil
+    )
+        throws(RedisStoreError) -> (id: String, partitions: Int, isNew: Bool)
+    {
+        let newID = newID ?? (0..<12).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
+        let now = Int64(SystemSessionClock().nowMilliseconds())
+        let reply = try command(
+            client,
+            ["FCALL", RedisFunctionLibrary.openStore, "1", RedisKeys.meta, newID, "\(partitions)", "\(now)"],
+            doing: "opening the store"
+        )
+        guard let fields = reply.array, fields.count == 3, let id = fields[0].string,
+            let count = fields[1].integer, count >= 1, count <= 65_536, let created = fields[2].integer
+        else { throw RedisStoreError("the store description in \(RedisKeys.meta) is unreadable: \(reply)") }
+        return (id, Int(count), created == 1)
+    }
+
+    private static func readPersistence(_ client: RedisClient) throws(RedisStoreError) -> String {
+        let persistence = try info(client, section: "persistence")
+        if persistence["aof_enabled"] == "1" {
+            let fsync: String
+            switch client.sendAndWait(["CONFIG", "GET", "appendfsync"]) {
+            case .success(let value):
+                fsync = value.array.flatMap { $0.count == 2 ? $0[1].string : nil } ?? "unknown"
+            case .failure:
+                fsync = "unknown"
+            }
+            return "aof appendfsync=\(fsync)"
+        }
+        switch client.sendAndWait(["CONFIG", "GET", "save"]) {
+        case .success(let value):
+            let save = value.array.flatMap { $0.count == 2 ? $0[1].string : nil }
+            guard let save else { return "unknown" }
+            return save.isEmpty ? "none" : "rdb only"
+        case .failure:
+            return "unknown"
+        }
+    }
+
+    private static func info(_ client: RedisClient, section: String) throws(RedisStoreError) -> [String: String] {
+        let reply = try command(client, ["INFO", section], doing: "INFO \(section)")
+        var fields: [String: String] = [:]
+        for line in (reply.string ?? "").split(whereSeparator: { $0 == "\r\n" || $0 == "\n" }) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
+        }
+        return fields
+    }
+
+    private static func command(
+        _ client: RedisClient,
+        _ arguments: [String],
+        doing step: String
+    ) throws(RedisStoreError)
+        -> RedisValue
+    {
+        switch client.sendAndWait(arguments) {
+        case .success(.error(let message)):
+            throw RedisStoreError("\(step): Redis answered \(message)")
+        case .success(let value):
+            return value
+        case .failure(let error):
+            throw RedisStoreError("\(step): \(error) (\(client.configuration.endpoint))")
+        }
+    }
+}

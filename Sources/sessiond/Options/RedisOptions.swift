@@ -1,0 +1,73 @@
+import ArgumentParser
+import SessionCore
+import SessionRedis
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the sessions live with `--storage redis`, and how to reach it.
+struct RedisOptions: ParsableArguments {
+    @Option(
+        help: """
+            Redis of --storage redis: redis://[user:password@]host[:port][/db]. Put a password in \
+            SESSIOND_REDIS_URL or --redis-password-file, not on the command line.
+            """
+    )
+    var redisUrl = "redis://127.0.0.1:6379"
+
+    @Option(help: "File holding the Redis password (overrides one in --redis-url).")
+    var redisPasswordFile: String?
+
+    @Option(help: "Seconds Redis may take to answer before a request fails with 503 storage_unavailable.")
+    var redisTimeout: Double = 0.25
+
+    @Option(help: "Connections to Redis, each pipelining the requests of many clients.")
+    var redisConnections = 2
+
+    @Option(help: "Partitions of a store created now (an existing store keeps its own; 1 to 65536).")
+    var redisPartitions = 128
+
+    @Option(help: "Events kept in each partition's Redis stream, for instances that fall behind.")
+    var redisEventsKept = 1000
+
+    /// The Redis store's configuration, checked.
+    func storeConfiguration(sessions: SessionStore.Configuration) throws -> RedisStoreConfiguration {
+        var endpoint: RedisEndpoint
+        do {
+            endpoint = try RedisEndpoint(url: redisUrl)
+        } catch {
+            throw StartupError("--redis-url: \(error.message)")
+        }
+        if let path = redisPasswordFile {
+            guard let contents = SecurityOptions.readFile(path) else {
+                throw StartupError("cannot read the Redis password file \(path)")
+            }
+            endpoint.password = String(
+                contents.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()
+            )
+        }
+        let timeout = try OptionValue.milliseconds(redisTimeout, "--redis-timeout", within: 0.001...60)
+        guard (1...64).contains(redisConnections) else {
+            throw StartupError("--redis-connections must be from 1 to 64, not \(redisConnections)")
+        }
+        guard (1...65_536).contains(redisPartitions) else {
+            throw StartupError("--redis-partitions must be from 1 to 65536, not \(redisPartitions)")
+        }
+        guard (10...1_000_000).contains(redisEventsKept) else {
+            throw StartupError("--redis-events-kept must be from 10 to 1000000, not \(redisEventsKept)")
+        }
+        return RedisStoreConfiguration(
+            client: RedisClientConfiguration(
+                endpoint: endpoint,
+                timeout: .milliseconds(timeout),
+                connections: redisConnections
+            ),
+            partitions: redisPartitions,
+            eventsKeptPerPartition: redisEventsKept,
+            expiredTokenRetention: sessions.expiredTokenRetention,
+            maxUsernameBytes: sessions.maxUsernameBytes,
+            sessionDefaults: sessions
+        )
+    }
+}

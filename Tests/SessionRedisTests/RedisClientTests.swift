@@ -1,0 +1,108 @@
+import Dispatch
+import Glibc
+import Synchronization
+import Testing
+
+@testable import SessionRedis
+
+@Suite(.serialized)
+struct RedisClientTests {
+    private func client(_ redis: RedisProcess, timeout: Duration = .milliseconds(250)) -> RedisClient {
+        RedisClient(
+            configuration: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port), timeout: timeout)
+        )
+    }
+
+    @Test func concurrentCommandsArePipelinedAndEachGetsItsOwnAnswer() throws {
+        let redis = RedisProcess()
+        try redis.start()
+        let client = client(redis)
+        defer { client.close() }
+        let answers = Mutex<[Int: Int64]>([:])
+        let done = DispatchGroup()
+        DispatchQueue.concurrentPerform(iterations: 2000) { index in
+            done.enter()
+            client.send(["SET", "k\(index)", "\(index * 7)"]) { _ in
+                client.send(["GET", "k\(index)"]) { result in
+                    if case .success(let value) = result, let number = value.integer {
+                        answers.withLock { $0[index] = number }
+                    }
+                    done.leave()
+                }
+            }
+        }
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        let all = answers.withLock { $0 }
+        #expect(all.count == 2000)
+        #expect(all.allSatisfy { $0.value == Int64($0.key * 7) })
+        #expect(client.statistics.errors.isEmpty)
+        #expect(client.isUp)
+    }
+
+    @Test func argumentsAreBinarySafe() throws {
+        let redis = RedisProcess()
+        try redis.start()
+        let client = client(redis)
+        defer { client.close() }
+        let key: [UInt8] = [0, 13, 10, 0xFF, 0x7B, 0x7D]
+        let value: [UInt8] = [0, 1, 2, 13, 10, 0, 0xFE]
+        #expect(try client.sendAndWait([Array("SET".utf8), key, value]).get() == .status("OK"))
+        #expect(try client.sendAndWait([Array("GET".utf8), key]).get() == .bulk(value))
+        #expect(try client.sendAndWait([Array("SET".utf8), Array("empty".utf8), []]).get() == .status("OK"))
+        #expect(try client.sendAndWait(["GET", "empty"]).get() == .bulk([]))
+        #expect(try client.sendAndWait(["NOSUCHCOMMAND"]).get().errorMessage?.hasPrefix("ERR") == true)
+    }
+
+    @Test func anUnreachableRedisFailsAtOnceAndIsFoundAgainWhenItStarts() throws {
+        let redis = RedisProcess()
+        let client = client(redis)
+        defer { client.close() }
+        // The first command finds nothing to connect to; then commands fail at once.
+        #expect(throws: RedisClientError.self) { try client.sendAndWait(["PING"]).get() }
+        let started = ContinuousClock.now
+        #expect(throws: RedisClientError.self) { try client.sendAndWait(["PING"]).get() }
+        #expect(ContinuousClock.now - started < .milliseconds(50))
+        #expect(!client.isUp)
+        #expect(client.statistics.errors[.connect, default: 0] >= 2)
+        try redis.start()
+        var answer: RedisValue?
+        for _ in 0..<40 where answer == nil {
+            answer = try? client.sendAndWait(["PING"]).get()
+            if answer == nil { usleep(100_000) }
+        }
+        #expect(answer == .status("PONG"))
+        #expect(client.isUp)
+        #expect(client.statistics.reconnects == client.configuration.connections)  // each connection, once
+    }
+
+    @Test func aServerThatStopsAnsweringTimesOutWithinTheTimeoutAndIsUsedAgainAfterwards() throws {
+        let redis = RedisProcess()
+        try redis.start()
+        let client = client(redis, timeout: .milliseconds(200))
+        defer { client.close() }
+        #expect(try client.sendAndWait(["PING"]).get() == .status("PONG"))
+        redis.pause()
+        let started = ContinuousClock.now
+        let results = client.sendAllAndWait((0..<10).map { _ in [Array("PING".utf8)] })
+        let elapsed = ContinuousClock.now - started
+        redis.resume()
+        #expect(results.allSatisfy { if case .failure(let error) = $0 { error.code == .timeout } else { false } })
+        #expect(elapsed < .milliseconds(900), "\(elapsed)")
+        var answer: RedisValue?
+        for _ in 0..<40 where answer == nil {
+            answer = try? client.sendAndWait(["PING"]).get()
+            if answer == nil { usleep(50_000) }
+        }
+        #expect(answer == .status("PONG"))
+    }
+
+    @Test func closingFailsWhatIsQueuedAndRefusesMore() throws {
+        let redis = RedisProcess()
+        try redis.start()
+        let client = client(redis)
+        client.close()
+        #expect(throws: RedisClientError(code: .closed, message: "the Redis client is closed")) {
+            try client.sendAndWait(["PING"]).get()
+        }
+    }
+}

@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `redis-server` of a test's own, on a free loopback port, without persistence (spawned with
+/// `posix_spawn`, stopped with SIGTERM and `waitpid`).
+final class RedisProcess {
+    let port: Int
+    private var pid: pid_t = 0
+
+    init(port: Int? = nil) {
+        self.port = port ?? Self.freePort()
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    func start() throws {
+        let arguments = [
+            "redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", "/tmp", "--logfile", "",
+        ]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let result = posix_spawnp(&pid, "redis-server", &actions, nil, &argv, environ)
+        guard result == 0 else { throw RedisProcessError(message: "posix_spawnp redis-server: \(result)") }
+        for _ in 0..<300 {
+            if Self.accepts(port: port) { return }
+            usleep(10_000)
+        }
+        throw RedisProcessError(message: "redis-server did not start on port \(port)")
+    }
+
+    /// Stops and resumes the server's process (SIGSTOP, SIGCONT): a server that does not answer.
+    func pause() { if pid > 0 { kill(pid, SIGSTOP) } }
+    func resume() { if pid > 0 { kill(pid, SIGCONT) } }
+
+    func stop() {
+        guard pid > 0 else { return }
+        kill(pid, SIGCONT)
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        pid = 0
+    }
+
+    deinit { stop() }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}
+
+struct RedisProcessError: Error {
+    var message: String
+}
