@@ -49,7 +49,14 @@ def instances(make_server, store: RedisServer, count: int, args: list[str] | Non
 
 
 def startup_line(server) -> str:
-    return next(line for line in server.stderr_text().splitlines() if "sessiond listening" in line)
+    # The line is written as the listener opens, so it may reach the log just after /readyz answers.
+    deadline = time.monotonic() + 5
+    while True:
+        line = next((line for line in server.stderr_text().splitlines() if "sessiond listening" in line), None)
+        if line is not None or time.monotonic() > deadline:
+            assert line is not None, server.stderr_text()
+            return line
+        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -328,10 +335,13 @@ def test_kill_9_of_redis_with_appendfsync_always_loses_nothing_acknowledged(make
                     with lock:
                         victim = next(iter(live), None) if response.status_code == 201 and logins % 3 == 0 else None
                     if victim:
+                        # A logout not answered 204 may still have been carried out (Redis was killed
+                        # after its write): that session is no longer known to be live either way.
+                        with lock:
+                            live.pop(victim, None)
                         answer = session.delete("/v1/session", session_token=victim, timeout=2)
                         if answer.status_code == 204:
                             with lock:
-                                live.pop(victim, None)
                                 ended.append(victim)
                 except requests.RequestException:
                     pass
@@ -374,6 +384,9 @@ def test_a_rolling_restart_loses_no_acknowledged_change(make_server, redis):
                     with lock:
                         acknowledged[token] = "live"
                     if index % 4 == 0:
+                        # Until its logout is answered 204, the session may or may not have ended.
+                        with lock:
+                            acknowledged[token] = "uncertain"
                         answer = clients[(index + 1) % 3].delete("/v1/session", session_token=token, timeout=2)
                         if answer.status_code == 204:
                             with lock:
@@ -399,8 +412,9 @@ def test_a_rolling_restart_loses_no_acknowledged_change(make_server, redis):
         for token, state in acknowledged.items():
             if state == "live":
                 validate_response(client.validate(token, refresh=False), 200)
-            else:
+            elif state == "ended":
                 assert_error(client.validate(token, refresh=False), 401, "session_unknown")
+    assert sum(1 for state in acknowledged.values() if state == "ended") > 10
 
 
 def test_kill_9_of_one_instance_leaves_the_others_serving(make_server, redis):

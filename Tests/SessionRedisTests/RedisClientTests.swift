@@ -39,6 +39,40 @@ struct RedisClientTests {
         #expect(client.isUp)
     }
 
+    @Test func commandsQueuedWhileAnswersAreOnTheirWayLeaveTogetherInOrder() throws {
+        let redis = RedisProcess()
+        try redis.start()
+        let client = client(redis, timeout: .seconds(5))
+        defer { client.close() }
+        // BLPOP of an empty list holds the connection's answers for 300 ms; the ECHOs sent meanwhile
+        // wait in the slot and leave in one write once its answer has been read.
+        let order = Mutex<[String]>([])
+        let done = DispatchGroup()
+        done.enter()
+        client.send(["BLPOP", "nothing", "0.3"]) { _ in
+            order.withLock { $0.append("blpop") }
+            done.leave()
+        }
+        let writesBefore = client.slots[0].writes.load(ordering: .relaxed)
+        let answers = Mutex<[Int: String]>([:])
+        DispatchQueue.concurrentPerform(iterations: 200) { index in
+            done.enter()
+            client.send(["ECHO", "answer \(index)"]) { result in
+                order.withLock { $0.append("echo") }
+                if case .success(let value) = result, let text = value.string {
+                    answers.withLock { $0[index] = text }
+                }
+                done.leave()
+            }
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(order.withLock { $0.first } == "blpop")
+        let all = answers.withLock { $0 }
+        #expect(all.count == 200)
+        #expect(all.allSatisfy { $0.value == "answer \($0.key)" })
+        #expect(client.slots[0].writes.load(ordering: .relaxed) - writesBefore <= 3)
+    }
+
     @Test func argumentsAreBinarySafe() throws {
         let redis = RedisProcess()
         try redis.start()

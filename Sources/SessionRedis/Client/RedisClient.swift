@@ -5,10 +5,12 @@ import Synchronization
 /// A few pipelined connections to one Redis server, for callers that must not wait: every command is
 /// answered through a completion, called on the connection's reader thread.
 ///
-/// The caller's thread writes its command to a connection at once (under that connection's lock, so
-/// commands and the queue of commands awaiting an answer stay in the same order); each connection's
-/// reader thread reads the answers as they come and completes the oldest waiting command with each.
-/// A connection carries commands of many callers at a time, and nobody waits for a batch to fill.
+/// A command joins its connection's queue of commands awaiting an answer (under that connection's
+/// lock, so the bytes sent and the queue keep one order). The caller's thread writes it at once when
+/// nothing else awaits an answer on that connection; otherwise the connection's reader thread writes
+/// it, with everything else queued meanwhile, as soon as it has taken the answers already come. The
+/// reader completes the oldest waiting command with each answer. Under load one write and one read
+/// carry the commands of many callers, and nobody waits longer than the answers already on their way.
 ///
 /// Failing closed: a command not answered within ``RedisClientConfiguration/timeout`` fails with
 /// `timeout`; while no connection is open (Redis unreachable), commands fail at once with `connect`,

@@ -5,21 +5,18 @@ public struct RedisClientConfiguration: Sendable, Hashable {
     /// The longest a command may wait for its answer, queueing included; also the connect timeout.
     /// Past it the command fails with ``RedisClientError/Code/timeout``.
     public var timeout: Duration
-    /// Connections, each with its own thread: while one waits for a batch of answers, another sends
-    /// the next batch.
+    /// Connections, each with its own reader thread. One connection batches best (the commands
+    /// queued while answers are on their way leave in one write); more spread the decoding of
+    /// answers over more threads, so a large answer holds up fewer others.
     public var connections: Int
-    /// The most commands sent in one batch (one write, then their answers in order).
-    public var maximumBatch: Int
 
     public init(
         endpoint: RedisEndpoint,
         timeout: Duration = .milliseconds(250),
-        connections: Int = 2,
-        maximumBatch: Int = 256
+        connections: Int = 1
     ) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.connections = connections
-        self.maximumBatch = maximumBatch
     }
 }

@@ -134,6 +134,15 @@ final class RedisConnection: @unchecked Sendable {
         return Self.value(of: raw.assumingMemoryBound(to: redisReply.self))
     }
 
+    /// The next reply if a whole one was already read from the socket, else `nil`; never blocks.
+    func bufferedReply() throws(RedisClientError) -> RedisValue? {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw failure(doing: "read") }
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return Self.value(of: raw.assumingMemoryBound(to: redisReply.self))
+    }
+
     /// Sends one command and reads its reply.
     func command(_ arguments: [[UInt8]]) throws(RedisClientError) -> RedisValue {
         try append(arguments)

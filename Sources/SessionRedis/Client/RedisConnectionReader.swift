@@ -55,6 +55,13 @@ struct RedisConnectionReader {
                 continue
             }
             do {
+                // The answers already read first; then, before waiting for more, the commands queued
+                // meanwhile (``RedisConnectionSlot/write(_:_:)``).
+                if let reply = try connection.bufferedReply() {
+                    slot.popOldest()?.complete(.success(reply))
+                    continue
+                }
+                slot.flush()
                 let reply = try connection.readReply()
                 slot.popOldest()?.complete(.success(reply))
             } catch {

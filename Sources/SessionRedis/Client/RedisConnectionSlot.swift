@@ -11,7 +11,8 @@ final class RedisConnectionSlot: Sendable {
         var waiting = Deque<RedisRequest>()
         /// Encoded commands not written yet, in the order of ``waiting``.
         var unwritten: [UInt8] = []
-        /// Whether a caller is writing ``unwritten`` to the socket (the others only append to it).
+        /// Whether a thread (a caller or the reader) is writing ``unwritten`` to the socket (the others
+        /// only append to it).
         var isWriting = false
         /// The reader sleeps until a command is written (it reads only what is awaited).
         var readerIdle = false
@@ -19,6 +20,8 @@ final class RedisConnectionSlot: Sendable {
     }
 
     let index: Int
+    /// Writes to the socket so far (each carries one or more commands).
+    let writes = Atomic<Int>(0)
     private let state = Mutex(State())
     private let wakeup = DispatchSemaphore(value: 0)
 
@@ -31,22 +34,34 @@ final class RedisConnectionSlot: Sendable {
     /// Queues encoded commands and their requests (one request per command, in order) and sees that
     /// they are written; `false` when no connection is open (the caller tries another).
     ///
-    /// Concurrent callers combine their writes: the first writes everything appended while it writes
-    /// (outside the lock, one `send` for many commands under load); the others return at once. A
-    /// failed write abandons the connection: its reader then fails what waits, these requests included.
+    /// When nothing else awaits an answer, the caller writes at once. Otherwise the commands wait in
+    /// the slot and the reader writes them, all together, once it has taken the answers that have
+    /// come and before it waits for more: under load one `send` carries the commands of many callers
+    /// and Redis reads them in one go, and nobody waits longer than the answers already on their way.
+    /// A failed write abandons the connection: its reader then fails what waits, these requests included.
     func write(_ encoded: [UInt8], _ requests: [RedisRequest]) -> Bool {
-        let (accepted, writer, wake) = state.withLock { state -> (Bool, RedisConnection?, Bool) in
-            guard let connection = state.connection, !state.isClosed else { return (false, nil, false) }
+        let (accepted, writeNow, wake) = state.withLock { state -> (Bool, Bool, Bool) in
+            guard state.connection != nil, !state.isClosed else { return (false, false, false) }
+            let nothingInFlight = state.waiting.isEmpty
             state.waiting.append(contentsOf: requests)
             state.unwritten.append(contentsOf: encoded)
             defer { state.readerIdle = false }
-            let wake = state.readerIdle
-            guard !state.isWriting else { return (true, nil, wake) }
-            state.isWriting = true
-            return (true, connection, wake)
+            return (true, nothingInFlight, state.readerIdle)
         }
         if wake { wakeup.signal() }
-        guard let writer else { return accepted }
+        if writeNow { flush() }
+        return accepted
+    }
+
+    /// Writes the commands queued in the slot, unless another thread is writing them already (it
+    /// then writes these too, in order).
+    func flush() {
+        let writer = state.withLock { state -> RedisConnection? in
+            guard !state.isWriting, !state.unwritten.isEmpty, let connection = state.connection else { return nil }
+            state.isWriting = true
+            return connection
+        }
+        guard let writer else { return }
         while true {
             let chunk = state.withLock { state -> [UInt8]? in
                 guard !state.unwritten.isEmpty, state.connection === writer else {
@@ -56,11 +71,12 @@ final class RedisConnectionSlot: Sendable {
                 defer { state.unwritten.removeAll(keepingCapacity: true) }
                 return state.unwritten
             }
-            guard let chunk else { return true }
+            guard let chunk else { return }
+            writes.add(1, ordering: .relaxed)
             if !writer.write(chunk) {
                 writer.abort()
                 state.withLock { $0.isWriting = false }
-                return true
+                return
             }
         }
     }

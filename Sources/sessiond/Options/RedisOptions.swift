@@ -22,8 +22,8 @@ struct RedisOptions: ParsableArguments {
     @Option(help: "Seconds Redis may take to answer before a request fails with 503 storage_unavailable.")
     var redisTimeout: Double = 0.25
 
-    @Option(help: "Connections to Redis, each pipelining the requests of many clients.")
-    var redisConnections = 2
+    @Option(help: "Connections to Redis, each pipelining the requests of many clients (one batches best).")
+    var redisConnections = 1
 
     @Option(help: "Partitions of a store created now (an existing store keeps its own; 1 to 65536).")
     var redisPartitions = 128
