@@ -9,6 +9,9 @@ missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+# The Node client's tests need Node >= 20.19 (the machine image has it; Debian's nodejs package is older,
+# and clients/node/test/run.sh then says so).
+command -v node >/dev/null || missing+=(nodejs)
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
     sudo_cmd=()

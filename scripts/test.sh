@@ -6,7 +6,8 @@
 #      once per session backend (--storage sqlite, memory, then redis: each test starts its own
 #      redis-server on a free loopback port; Tests/IntegrationTests/test_redis.py runs only then),
 #   4. /metrics against promtool, prometheus-client and a real Prometheus 2.42,
-#   5. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live.
+#   5. the Node client's tests (node --test, against a sessiond they start),
+#   6. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -30,6 +31,8 @@ for backend in sqlite memory redis; do
     SESSIOND_TEST_STORAGE=$backend Tests/IntegrationTests/run.sh || status=1
 done
 python3 -m pytest -q -p no:cacheprovider Tests/MetricsIntegration || status=1
+echo "== Node client (node --test)"
+clients/node/test/run.sh || status=1
 if [ -x prometheus/check.sh ]; then prometheus/check.sh || status=1; fi
 if [ -x prometheus/live_check.sh ]; then prometheus/live_check.sh || status=1; fi
 exit $status
