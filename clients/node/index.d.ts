@@ -13,9 +13,9 @@ export interface SessionManagerOptions {
   retries?: number;
   /** Milliseconds before the first retry, doubled for each next one. Default 50. */
   retryDelay?: number;
-  /** Most keep-alive connections to sessiond. Default 50 (sessiond accepts 64 per client address). */
+  /** Most keep-alive connections to sessiond. Default 16 (sessiond accepts 64 per client address, shared by every process of the host). */
   maxSockets?: number;
-  /** Milliseconds after which an idle keep-alive connection is closed by the client. Default 15000 (below sessiond's 30 s --connection-timeout). */
+  /** Milliseconds after which an idle keep-alive connection is closed by the client. Default 15000; must be below 30000 (sessiond's default --connection-timeout). */
   keepAliveTimeout?: number;
   /** Reconnection of the event stream. */
   events?: {
@@ -97,9 +97,13 @@ export interface LogoutNotification {
   room: string;
 }
 
-/** Payload of `resync`: sessiond could not replay the events missed while disconnected. */
+/**
+ * Payload of `resync`: events may have been missed while disconnected — sessiond could not replay
+ * them (`unknown_id`, `evicted`), or the stream reconnected before any event gave it an id to resume
+ * from (`no_event_id`).
+ */
 export interface ResyncEvent {
-  reason: 'unknown_id' | 'evicted' | string;
+  reason: 'unknown_id' | 'evicted' | 'no_event_id' | string;
 }
 
 /** Options of the middleware. */
@@ -183,8 +187,12 @@ export class SessionManager extends EventEmitter {
   joinSessionRoom<R>(socket: { join(room: string): R }, id: string): R;
   /** Express-style middleware validating the token of a request header. */
   middleware(options?: MiddlewareOptions): Middleware;
-  /** Resolves once the event stream is open (starting it); rejects when sessiond refuses it or after close(). */
-  ready(): Promise<void>;
+  /**
+   * Resolves once the event stream is open (starting it); rejects when sessiond refuses it, after
+   * close(), or after `timeout` ms (default twice the manager's timeout: 10 s) with
+   * `sessiond_unreachable` or `timeout` (the stream keeps reconnecting; call ready() again).
+   */
+  ready(options?: { timeout?: number }): Promise<void>;
   /** Ends the event stream and every connection. */
   close(): Promise<void>;
 

@@ -131,7 +131,7 @@ export class ConnectionPool {
       }
       const pending = new Pending(payload, options.idempotent, resolve, reject);
       pending.timer = setTimeout(() => this.#timeOut(pending), options.timeout);
-      const idle = this.#idle.pop();
+      const idle = this.#takeIdle();
       if (idle !== undefined) this.#send(idle, pending);
       else if (this.#all.size < this.#options.maxSockets) this.#send(this.#open(), pending);
       else this.#queue.push(pending);
@@ -266,6 +266,20 @@ export class ConnectionPool {
     }
     this.#reject(pending, err);
     this.#openForQueue();
+  }
+
+  /**
+   * The most recently used idle connection that has not been idle for keepAliveTimeout (the reaper
+   * runs only every few seconds): older ones are destroyed, as the server may be closing them.
+   * @returns {Connection | undefined}
+   */
+  #takeIdle() {
+    const limit = performance.now() - this.#options.keepAliveTimeout;
+    for (;;) {
+      const connection = this.#idle.pop();
+      if (connection === undefined || connection.idleSince > limit) return connection;
+      this.#discard(connection);
+    }
   }
 
   /**

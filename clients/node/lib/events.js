@@ -5,6 +5,7 @@
  * it cannot).
  */
 import { SessiondError, closedError, errorFromResponse, transportError } from './errors.js';
+import { performance } from 'node:perf_hooks';
 import { SseParser } from './sse.js';
 
 /**
@@ -19,7 +20,14 @@ import { SseParser } from './sse.js';
  * @typedef {object} StreamHandlers
  * @property {(message: import('./sse.js').SseMessage) => void} onMessage
  * @property {(error: SessiondError) => void} onError a connection attempt failed or the stream broke
+ * @property {(reason: string) => void} onResync events may have been missed and sessiond cannot
+ *   say so itself (a reconnection without a Last-Event-ID after the stream had been open)
  */
+
+/** Event ids that can be sent back in the Last-Event-ID header; others are ignored. */
+const SENDABLE_ID = /^[\x20-\x7e]*$/;
+/** An open stream that lasted this long resets the reconnection backoff. */
+const STABLE_MS = 5000;
 
 /** States of the stream. */
 const IDLE = 'idle';
@@ -40,6 +48,10 @@ export class EventStream {
   #timer = null;
   #failures = 0;
   #lastEventId = '';
+  /** whether the stream has been open once (then a reconnection without an event id may miss events) */
+  #wasOpen = false;
+  /** @type {SessiondError | null} the last failure, for ready()'s timeout */
+  #lastError = null;
   /** @type {{resolve: () => void, reject: (err: Error) => void}[]} */
   #waiters = [];
 
@@ -66,19 +78,42 @@ export class EventStream {
 
   /** Starts the subscription unless it runs already (or was closed). */
   start() {
-    if (this.#state === IDLE || this.#state === FAILED) this.#connect();
+    if (this.#state === IDLE || this.#state === FAILED) this.#tryConnect();
   }
 
   /**
    * Resolves once the stream is open (starting it if needed); rejects when sessiond refuses the
-   * subscription for good (wrong API token) or the stream is closed.
+   * subscription for good (wrong API token) or the stream is closed, or after `timeout` ms without
+   * an open stream (`sessiond_unreachable` when the last attempt could not connect, else `timeout`);
+   * the reconnection attempts go on, and a later call can still resolve.
+   * @param {number} timeout milliseconds
    * @returns {Promise<void>}
    */
-  ready() {
+  ready(timeout) {
     if (this.#state === CLOSED) return Promise.reject(closedError());
     if (this.#state === OPEN) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
+      /** @type {NodeJS.Timeout | null} */
+      let timer = null;
+      const waiter = {
+        resolve: () => {
+          if (timer !== null) clearTimeout(timer);
+          resolve();
+        },
+        reject: (/** @type {Error} */ err) => {
+          if (timer !== null) clearTimeout(timer);
+          reject(err);
+        },
+      };
+      timer = setTimeout(() => {
+        const index = this.#waiters.indexOf(waiter);
+        if (index !== -1) this.#waiters.splice(index, 1);
+        const last = this.#lastError;
+        const code = last?.code === 'sessiond_unreachable' ? 'sessiond_unreachable' : 'timeout';
+        const why = last === null ? '' : ` (last error: ${last.code})`;
+        reject(new SessiondError(code, `the event stream from ${this.#transport.origin} did not open within ${timeout} ms${why}`, { cause: last ?? undefined }));
+      }, timeout);
+      this.#waiters.push(waiter);
       this.start();
     });
   }
@@ -95,8 +130,30 @@ export class EventStream {
     this.#settleWaiters(closedError());
   }
 
+  /** Connects; a synchronous failure (refused request options) falls back to the reconnection schedule. */
+  #tryConnect() {
+    try {
+      this.#connect();
+    } catch (err) {
+      const request = this.#request;
+      this.#request = null;
+      if (request !== null) request.destroy();
+      if (this.#state === CLOSED) return;
+      const error = err instanceof SessiondError ? err : new SessiondError('invalid_argument', `the event stream request could not be sent: ${/** @type {Error} */ (err)?.message}`, { cause: err });
+      this.#lastError = error;
+      this.#scheduleReconnect();
+      this.#handlers.onError(error);
+    }
+  }
+
+  /** @param {string} id keeps id as the last event id if it can be sent back in a header */
+  #keepId(id) {
+    if (SENDABLE_ID.test(id)) this.#lastEventId = id;
+  }
+
   #connect() {
     this.#state = CONNECTING;
+    this.#request = null;
     /** @type {Record<string, string>} */
     const headers = { accept: 'text/event-stream' };
     if (this.#lastEventId !== '') headers['last-event-id'] = this.#lastEventId;
@@ -105,15 +162,19 @@ export class EventStream {
     let finished = false;
     /** @type {SseParser | null} */
     let parser = null;
+    /** @type {number | null} when the stream opened */
+    let openedAt = null;
 
     // Ends this connection once: records how far it got, then reconnects or gives up.
     const finish = (/** @type {SessiondError} */ err, fatal) => {
       if (finished) return;
       finished = true;
-      if (parser !== null) this.#lastEventId = parser.lastEventId;
+      if (parser !== null) this.#keepId(parser.lastEventId);
       if (this.#request === request) this.#request = null;
       request.destroy();
       if (this.#state === CLOSED) return;
+      this.#lastError = err;
+      if (openedAt !== null && performance.now() - openedAt >= STABLE_MS) this.#failures = 0;
       if (fatal) {
         this.#state = FAILED;
         this.#settleWaiters(err);
@@ -144,8 +205,15 @@ export class EventStream {
         response.on('error', (err) => finish(transportError(err, this.#transport.origin), false));
         return;
       }
+      const contentType = String(response.headers['content-type'] ?? '');
+      if (!/^text\/event-stream\s*(;|$)/i.test(contentType)) {
+        response.resume();
+        finish(new SessiondError('invalid_response', `sessiond at ${this.#transport.origin} answered the event stream with content-type ${JSON.stringify(contentType)}`, { status: 200 }), false);
+        return;
+      }
       parser = new SseParser((message) => {
-        this.#lastEventId = message.lastEventId;
+        this.#keepId(message.lastEventId);
+        this.#failures = 0;
         this.#handlers.onMessage(message);
       }, this.#lastEventId);
       const streamParser = parser;
@@ -155,8 +223,14 @@ export class EventStream {
         // event is missed.
         if (this.#state === CONNECTING) {
           this.#state = OPEN;
-          this.#failures = 0;
+          openedAt = performance.now();
+          this.#lastError = null;
+          // Without an event id sessiond neither replays nor sends a gap: say events may be lost.
+          const resync = this.#wasOpen && this.#lastEventId === '';
+          this.#wasOpen = true;
           this.#settleWaiters(null);
+          if (resync) this.#handlers.onResync('no_event_id');
+          if (finished || this.#state !== OPEN) return;
         }
         streamParser.feed(chunk);
       });
@@ -180,7 +254,7 @@ export class EventStream {
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      if (this.#state === WAITING) this.#connect();
+      if (this.#state === WAITING) this.#tryConnect();
     }, delay);
   }
 

@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { performance } from 'node:perf_hooks';
 import { ConnectionPool, POOL_CONNECTION_CLOSED, POOL_TIMEOUT } from './connection-pool.js';
 import { SessiondError, closedError, errorFromResponse, transportError } from './errors.js';
 import { serializeRequest } from './http1.js';
@@ -87,7 +88,9 @@ export class HttpTransport {
 
   /**
    * Sends a request and resolves to sessiond's answer, whatever its status. GET requests are
-   * retried on transport failures and 503 answers; other methods are sent exactly once.
+   * retried on transport failures and 503 answers; other methods are sent exactly once. After a 503
+   * with `Retry-After: n`, the retry waits at least n seconds, if that wait ends within the GET's
+   * time budget (`timeout` × (1 + `retries`) from the call); otherwise the 503 is the answer.
    * @param {string} method
    * @param {string} path path and query, starting with `/` (never holds a token)
    * @param {{sessionToken?: string, body?: string}} [options]
@@ -96,6 +99,7 @@ export class HttpTransport {
   async request(method, path, options = {}) {
     const retriable = method === 'GET';
     const payload = this.#serialize(method, path, options.sessionToken, options.body);
+    const deadline = performance.now() + this.#timeout * (1 + this.#retries);
     for (let attempt = 0; ; attempt++) {
       const last = !retriable || attempt >= this.#retries;
       let response;
@@ -107,7 +111,14 @@ export class HttpTransport {
         continue;
       }
       if (response.status === 503 && !last) {
-        await this.#pause(attempt);
+        let delay = this.#retryDelay * 2 ** attempt;
+        const retryAfter = typeof response.retryAfter === 'string' && /^\d+$/.test(response.retryAfter) ? Number(response.retryAfter) : undefined;
+        if (retryAfter !== undefined) {
+          delay = Math.max(delay, retryAfter * 1000);
+          if (performance.now() + delay > deadline) return response;
+        }
+        if (this.#closed) return response;
+        await new Promise((resolve) => setTimeout(resolve, delay));
         continue;
       }
       return response;

@@ -23,7 +23,10 @@ import { SESSION_TOKEN_CODES } from './errors.js';
  *   `{"error": {"code": "session_…", "message": "…"}}`; `next` is not called.
  * - sessiond unreachable, timing out or failing (5xx), or refusing the API token: 503 with the
  *   error's code (`sessiond_unreachable`, `timeout`, `storage_unavailable`, `api_token_invalid`, …):
- *   the user's session is not known to be invalid, so this is not a 401.
+ *   the user's session is not known to be invalid, so this is not a 401. The message is generic:
+ *   the error's own message may name sessiond's address.
+ * - Anything unexpected (a request that cannot be read): `next(err)`. When `next()` itself throws,
+ *   it is not called again: a 500 if nothing was sent yet. The returned promise never rejects.
  *
  * @param {import('./session-manager.js').SessionManager} manager
  * @param {MiddlewareOptions} [options]
@@ -34,28 +37,65 @@ export function createMiddleware(manager, options = {}) {
   const refresh = options.refresh ?? true;
   const property = options.property ?? 'session';
 
+  // The returned promise never rejects: Express 4 and node:http ignore it, so a rejection would be
+  // an unhandled one (which ends the process).
   return async function sessiondMiddleware(req, res, next) {
-    const token = req.headers[header];
-    if (token === undefined || token === '') {
-      sendError(res, 401, 'session_token_missing', `the ${header} header is missing`);
-      return;
-    }
-    if (typeof token !== 'string') {
-      sendError(res, 401, 'session_token_malformed', `the ${header} header is not one session token`);
-      return;
-    }
     let session;
     try {
-      session = await manager.validateSession(token, { refresh });
+      const token = req?.headers?.[header];
+      if (token === undefined || token === '') {
+        sendError(res, 401, 'session_token_missing', `the ${header} header is missing`);
+        return;
+      }
+      if (typeof token !== 'string') {
+        sendError(res, 401, 'session_token_malformed', `the ${header} header is not one session token`);
+        return;
+      }
+      try {
+        session = await manager.validateSession(token, { refresh });
+      } catch (err) {
+        const code = typeof err?.code === 'string' ? err.code : 'internal_error';
+        if (SESSION_TOKEN_CODES.has(code)) sendError(res, 401, code, err.message);
+        // The message of a transport error names sessiond's address: it stays on this side.
+        else sendError(res, 503, code, 'the session could not be validated: the session service is unavailable');
+        return;
+      }
+      req[property] = session;
     } catch (err) {
-      const code = typeof err?.code === 'string' ? err.code : 'internal_error';
-      if (SESSION_TOKEN_CODES.has(code)) sendError(res, 401, code, err.message);
-      else sendError(res, 503, code, err.message ?? 'session validation failed');
+      fail(res, next, err);
       return;
     }
-    req[property] = session;
-    next();
+    try {
+      next();
+    } catch (err) {
+      fail(res, next, err, true);
+    }
   };
+}
+
+/**
+ * Reports an unexpected error without throwing: to `next(err)` (Express's error handlers), or as a
+ * 500 when headers were not sent yet; an error thrown by next() itself is not handed to it again.
+ * @param {any} res
+ * @param {unknown} next
+ * @param {unknown} err
+ * @param {boolean} [fromNext] err was thrown by next()
+ */
+function fail(res, next, err, fromNext = false) {
+  if (!fromNext && typeof next === 'function') {
+    try {
+      next(err);
+      return;
+    } catch {
+      // Fall through to the 500.
+    }
+  }
+  try {
+    if (res && !res.headersSent) sendError(res, 500, 'internal_error', 'internal error');
+    else if (res && typeof res.destroy === 'function') res.destroy();
+  } catch {
+    // Nothing more can be done for this request.
+  }
 }
 
 /**

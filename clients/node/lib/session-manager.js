@@ -22,6 +22,8 @@ import {
 const STREAM_EVENTS = new Set(['sessionCreated', 'sessionDeleted', 'notifyClientToLogout', 'resync']);
 /** End reasons the user did not ask for: they are forwarded as `notifyClientToLogout`. */
 const LOGOUT_REASONS = new Set(['idle_timeout', 'absolute_timeout', 'revoked', 'evicted']);
+/** keepAliveTimeout must stay below sessiond's default --connection-timeout (30 s). */
+const MAX_KEEP_ALIVE_MS = 30_000;
 /** Largest page sessiond serves. */
 const MAX_PAGE_SIZE = 1000;
 
@@ -33,10 +35,12 @@ const MAX_PAGE_SIZE = 1000;
  * @property {number} [retries] extra attempts of a GET after a transport failure or a 503
  *   (default 2); other methods are never retried
  * @property {number} [retryDelay] milliseconds before the first retry, doubled each time (default 50)
- * @property {number} [maxSockets] most keep-alive connections to sessiond (default 50; sessiond
- *   accepts 64 per client address by default, the event stream takes one more)
+ * @property {number} [maxSockets] most keep-alive connections to sessiond (default 16; sessiond
+ *   accepts 64 per client address by default, shared by every process on the same host, and the
+ *   event stream takes one more)
  * @property {number} [keepAliveTimeout] milliseconds after which an idle keep-alive connection is
- *   closed by the client (default 15000; keep it below sessiond's --connection-timeout, 30 s)
+ *   closed by the client (default 15000; must be below 30000, sessiond's default
+ *   --connection-timeout)
  * @property {{minDelay?: number, maxDelay?: number, idleTimeout?: number}} [events] event-stream
  *   reconnection: first delay (default 250 ms), longest delay (default 10000 ms), and silence after
  *   which the connection is replaced (default 45000 ms; sessiond sends a keep-alive every 15 s)
@@ -49,6 +53,8 @@ export class SessionManager extends EventEmitter {
   #roomPrefix;
   /** @type {any} */
   #io = null;
+  /** default timeout of ready(), milliseconds */
+  #readyTimeout;
 
   /** @param {SessionManagerOptions} [options] */
   constructor(options = {}) {
@@ -57,14 +63,20 @@ export class SessionManager extends EventEmitter {
       throw new SessiondError('invalid_argument', 'the options must be an object');
     }
     const events = options.events ?? {};
+    const timeout = positive('timeout', options.timeout, 5000);
+    const keepAliveTimeout = positive('keepAliveTimeout', options.keepAliveTimeout, 15_000);
+    if (keepAliveTimeout >= MAX_KEEP_ALIVE_MS) {
+      throw new SessiondError('invalid_argument', `keepAliveTimeout must be below ${MAX_KEEP_ALIVE_MS} ms (sessiond closes idle connections after 30 s)`);
+    }
+    this.#readyTimeout = 2 * timeout;
     this.#http = new HttpTransport({
       url: options.url ?? 'http://127.0.0.1:8080',
       apiToken: options.apiToken,
-      timeout: positive('timeout', options.timeout, 5000),
+      timeout,
       retries: nonNegativeInteger('retries', options.retries, 2),
       retryDelay: positive('retryDelay', options.retryDelay, 50),
-      maxSockets: positiveInteger('maxSockets', options.maxSockets, 50),
-      keepAliveTimeout: positive('keepAliveTimeout', options.keepAliveTimeout, 15_000),
+      maxSockets: positiveInteger('maxSockets', options.maxSockets, 16),
+      keepAliveTimeout,
     });
     this.#events = new EventStream(
       this.#http,
@@ -76,6 +88,7 @@ export class SessionManager extends EventEmitter {
       {
         onMessage: (message) => this.#dispatch(message),
         onError: (err) => this.#emitSafely('streamError', err),
+        onResync: (reason) => this.#emitSafely('resync', { reason }),
       },
     );
     this.#roomPrefix = options.roomPrefix ?? 'session:';
@@ -326,7 +339,9 @@ export class SessionManager extends EventEmitter {
    */
   async revokeUserSessions(username) {
     assertUsername(username);
-    const body = await this.#http.json('DELETE', `/v1/users/${encodeURIComponent(username)}/sessions`);
+    // encodeURIComponent leaves dots alone, and a `.` or `..` segment would be resolved away.
+    const segment = username === '.' || username === '..' ? username.replaceAll('.', '%2E') : encodeURIComponent(username);
+    const body = await this.#http.json('DELETE', `/v1/users/${segment}/sessions`);
     return body.deleted;
   }
 
@@ -360,15 +375,25 @@ export class SessionManager extends EventEmitter {
 
   /**
    * Resolves once the event stream is open (starting it if no listener did); rejects when sessiond
-   * refuses the subscription (for example a wrong API token) or after close().
+   * refuses the subscription (for example a wrong API token), after close(), or when the stream is
+   * not open within `timeout` ms (default twice the manager's `timeout`, 10 s by default) with
+   * `sessiond_unreachable` (the last attempt could not connect) or `timeout`; the stream keeps
+   * reconnecting, and a later `ready()` can still resolve.
+   * @param {{timeout?: number}} [options]
    * @returns {Promise<void>}
    */
-  ready() {
-    return this.#events.ready();
+  ready(options = {}) {
+    let timeout;
+    try {
+      timeout = positive('timeout', options?.timeout, this.#readyTimeout);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#events.ready(timeout);
   }
 
   /**
-   * Ends the event stream and every connection (the keep-alive agent is destroyed), so the process
+   * Ends the event stream and every connection (the pool's keep-alive connections are destroyed), so the process
    * can exit. Calls made afterwards reject with `client_closed`.
    * @returns {Promise<void>}
    */

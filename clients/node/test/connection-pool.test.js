@@ -302,6 +302,27 @@ describe('connection pool', () => {
     }
   });
 
+  test('an idle connection older than keepAliveTimeout is not reused, even before the reaper runs', async () => {
+    const server = await startRawServer((req, socket) => socket.write(ok('{}')));
+    // The reaper looks every 5 s at most; the clock is moved forward instead of waiting.
+    const p = pool(server.port, { keepAliveTimeout: 15_000 });
+    const realNow = performance.now.bind(performance);
+    let shift = 0;
+    performance.now = () => realNow() + shift;
+    try {
+      assert.equal((await p.request(GET, REQUEST)).status, 200);
+      assert.equal((await p.request(GET, REQUEST)).status, 200);
+      assert.equal(server.connections, 1, 'a fresh idle connection is reused');
+      shift = 15_000;
+      assert.equal((await p.request(GET, REQUEST)).status, 200);
+      assert.equal(server.connections, 2, 'an idle connection as old as keepAliveTimeout is replaced');
+      assert.equal(p.size, 1);
+    } finally {
+      delete performance.now;
+      p.close();
+    }
+  });
+
   test('a body framed by the end of the connection', async () => {
     const server = await startRawServer((req, socket) => socket.end('HTTP/1.1 200 OK\r\n\r\n{"until":"close"}'));
     const p = pool(server.port);

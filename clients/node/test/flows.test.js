@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SessionManager, SessiondError } from '../index.js';
 import { startSessiond } from '../test-helpers/sessiond.js';
+import { startRecordingServer } from '../test-helpers/servers.js';
 
 /** @type {import('../test-helpers/sessiond.js').Sessiond} */
 let server;
@@ -144,5 +145,33 @@ describe('users', () => {
     assert.equal(await sm.deleteAllSessions(), keys.length - 2);
     assert.deepEqual(await sm.getLoggedUsers(), []);
     assert.equal(await sm.checkSessionStatus(keys[3]), false);
+  });
+
+  test('revokeUserSessions of the users "." and "..": dots percent-encoded, the user route is hit', async () => {
+    const dot = await sm.loadNewSession('.');
+    const dotDot = [await sm.loadNewSession('..'), await sm.loadNewSession('..')];
+    const other = await sm.loadNewSession('other');
+    assert.equal(await sm.revokeUserSessions('..'), 2);
+    assert.equal(await sm.checkSessionStatus(dotDot[0]), false);
+    assert.equal(await sm.checkSessionStatus(dot), true);
+    assert.equal(await sm.revokeUserSessions('.'), 1);
+    assert.equal(await sm.checkSessionStatus(dot), false);
+    assert.equal(await sm.checkSessionStatus(other), true);
+    assert.equal(await sm.revokeUserSessions('..'), 0);
+    // What goes on the wire: no dot segment that a proxy or URL normaliser would resolve away.
+    const recorder = await startRecordingServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"deleted":0}');
+    });
+    const spy = new SessionManager({ url: recorder.url });
+    try {
+      await spy.revokeUserSessions('..');
+      await spy.revokeUserSessions('.');
+      await spy.revokeUserSessions('a.b');
+      assert.deepEqual(recorder.requests.map((r) => r.url), ['/v1/users/%2E%2E/sessions', '/v1/users/%2E/sessions', '/v1/users/a.b/sessions']);
+    } finally {
+      await spy.close();
+      await recorder.close();
+    }
   });
 });

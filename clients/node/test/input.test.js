@@ -103,6 +103,10 @@ describe('refused without a request', () => {
     assert.throws(() => new SessionManager({ timeout: 0 }), invalid);
     assert.throws(() => new SessionManager({ retries: -1 }), invalid);
     assert.throws(() => new SessionManager({ maxSockets: 1.5 }), invalid);
+    // sessiond closes connections idle for 30 s: the client must close them first.
+    assert.throws(() => new SessionManager({ keepAliveTimeout: 30_000 }), invalid);
+    assert.throws(() => new SessionManager({ keepAliveTimeout: 60_000 }), invalid);
+    new SessionManager({ keepAliveTimeout: 29_999 }).close();
   });
 });
 

@@ -120,16 +120,87 @@ describe('middleware', () => {
     assert.equal(missing.body.error.code, 'session_token_missing');
   });
 
-  test('sessiond unreachable: 503 with sessiond_unreachable, not 401', async () => {
-    const down = new SessionManager({ url: `http://127.0.0.1:${await freePort()}`, retries: 0 });
+  test('sessiond unreachable: 503 with sessiond_unreachable, not 401, and no address in the body', async () => {
+    const port = await freePort();
+    const down = new SessionManager({ url: `http://127.0.0.1:${port}`, retries: 0 });
     try {
       const app = await startApp(down.middleware());
       const answer = await get(app.url, { session_key: `usm_${'C'.repeat(43)}` });
       assert.equal(answer.status, 503);
       assert.equal(answer.body.error.code, 'sessiond_unreachable');
+      assert.doesNotMatch(JSON.stringify(answer.body), new RegExp(`127\\.0\\.0\\.1|${port}`));
       assert.equal(app.calls(), 0);
     } finally {
       await down.close();
+    }
+  });
+
+  test('the returned promise never rejects: next() throwing, headers missing, a response that throws', async () => {
+    const rejections = [];
+    const onRejection = (reason) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    try {
+      const created = await sm.createSession('eve');
+      const middleware = sm.middleware();
+      const res = () => {
+        const sent = { status: 0, body: '', headersSent: false };
+        return {
+          sent,
+          get headersSent() {
+            return sent.headersSent;
+          },
+          set statusCode(value) {
+            sent.status = value;
+          },
+          setHeader() {},
+          end(body) {
+            sent.headersSent = true;
+            sent.body = body;
+          },
+        };
+      };
+      // next() throws: it is not called again with the error (the handler would run twice); a 500.
+      const nextCalls = [];
+      const first = res();
+      const result = middleware({ headers: { session_key: created.token } }, first, (err) => {
+        nextCalls.push(err);
+        throw new Error('handler bug');
+      });
+      assert.equal(await result, undefined);
+      assert.deepEqual(nextCalls, [undefined]);
+      assert.equal(first.sent.status, 500);
+      assert.doesNotMatch(first.sent.body, /handler bug/);
+
+      // No req.headers: a 401; a request whose headers throw: next(err).
+      const bare = res();
+      await middleware({}, bare, () => assert.fail('next() called without a token'));
+      assert.equal(bare.sent.status, 401);
+      const errors = [];
+      const weird = {
+        get headers() {
+          throw new Error('bad request object');
+        },
+      };
+      await middleware(weird, res(), (err) => errors.push(err));
+      assert.equal(errors.length, 1);
+      assert.equal(errors[0].message, 'bad request object');
+
+      // Sending the 401 throws (headers already sent), and next(err) throws too: nothing escapes.
+      const broken = {
+        headersSent: true,
+        setHeader() {
+          throw new Error('ERR_HTTP_HEADERS_SENT');
+        },
+        end() {},
+        destroy() {},
+      };
+      await middleware({ headers: {} }, broken, () => {
+        throw new Error('next throws');
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(rejections, []);
+    } finally {
+      process.off('unhandledRejection', onRejection);
     }
   });
 });

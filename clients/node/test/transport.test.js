@@ -36,6 +36,10 @@ before(async () => {
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
         res.end('{"error":{"code":"storage_unavailable","message":"storage cannot write"}}');
         return;
+      case '503-bare':
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"error":{"code":"storage_unavailable","message":"storage cannot write"}}');
+        return;
       case '500-html':
         res.writeHead(500, { 'content-type': 'text/html' });
         res.end('<h1>oops</h1>');
@@ -81,10 +85,32 @@ after(async () => {
 
 describe('retries', () => {
   test('a GET answered 503 is tried 1 + retries times, then rejects with sessiond\'s code', async () => {
-    mode = '503';
-    await assert.rejects(sm.checkSessionStatus(TOKEN), (err) => err.code === 'storage_unavailable' && err.status === 503 && err.retryAfter === 1);
+    mode = '503-bare';
+    await assert.rejects(sm.checkSessionStatus(TOKEN), (err) => err.code === 'storage_unavailable' && err.status === 503);
     assert.equal(server.requests.length, 3);
     assert.ok(server.requests.every((r) => r.method === 'GET'));
+  });
+
+  test('a GET answered 503 with a Retry-After beyond its time budget is not retried', async () => {
+    // timeout 300 ms, retries 2: a budget of 900 ms, and Retry-After asks for 1 s.
+    mode = '503';
+    const started = Date.now();
+    await assert.rejects(sm.checkSessionStatus(TOKEN), (err) => err.code === 'storage_unavailable' && err.status === 503 && err.retryAfter === 1);
+    assert.equal(server.requests.length, 1);
+    assert.ok(Date.now() - started < 500);
+  });
+
+  test('a GET answered 503 with a Retry-After within its time budget waits that long', async () => {
+    mode = '503';
+    const patient = new SessionManager({ url: server.url, timeout: 1000, retries: 1, retryDelay: 10 });
+    try {
+      const started = Date.now();
+      await assert.rejects(patient.checkSessionStatus(TOKEN), (err) => err.code === 'storage_unavailable' && err.retryAfter === 1);
+      assert.equal(server.requests.length, 2);
+      assert.ok(Date.now() - started >= 950, `retried after ${Date.now() - started} ms`);
+    } finally {
+      await patient.close();
+    }
   });
 
   test('writes answered 503 are sent once', async () => {
