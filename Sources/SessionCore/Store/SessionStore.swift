@@ -251,6 +251,10 @@ public final class SessionStore: Sendable {
 
     public static let malformedError = SessionError(code: .tokenMalformed, message: "the session token is malformed")
     public static let unknownError = SessionError(code: .sessionUnknown, message: "no session has this token")
+    public static let invalidDataError = SessionError(
+        code: .invalidData,
+        message: "session data must be a single valid JSON value"
+    )
     public static func expiredError(_ reason: SessionEndReason) -> SessionError {
         SessionError(code: .sessionExpired, message: "the session has expired (\(reason.rawValue))")
     }
@@ -301,7 +305,7 @@ public final class SessionStore: Sendable {
             throw SessionError(code: .dataTooLarge, message: "session data is larger than \(maxBytes) bytes")
         }
         guard JSONValidator.isValid(data) else {
-            throw SessionError(code: .invalidData, message: "session data must be a single valid JSON value")
+            throw invalidDataError
         }
     }
 }

@@ -14,7 +14,7 @@ extension RedisSessionBackend {
         // in the embedded store's order.
         var refusal: SessionError?
         if let data = request.data, !JSONValidator.isValid(data) {
-            refusal = SessionError(code: .invalidData, message: "session data must be a single valid JSON value")
+            refusal = SessionStore.invalidDataError
         }
         do {
             if refusal == nil, let idle = request.idleTimeout { try SessionStore.Configuration.checkIdleTimeout(idle) }
@@ -223,7 +223,7 @@ extension RedisSessionBackend {
     public func setData(token: String, data: [UInt8]?) -> SessionReply<Session> {
         var refusal: SessionError?
         if let data, !JSONValidator.isValid(data) {
-            refusal = SessionError(code: .invalidData, message: "session data must be a single valid JSON value")
+            refusal = SessionStore.invalidDataError
         }
         let arguments: [[UInt8]] = [
             data == nil ? [UInt8(ascii: "0")] : [UInt8(ascii: "1")], data ?? [],
@@ -235,12 +235,16 @@ extension RedisSessionBackend {
     }
 
     public func rotate(token: String) -> SessionReply<CreatedSession> {
-        guard let (partition, _) = credentials.partition(ofPresented: token) else {
+        guard let (partition, hash) = credentials.partition(ofPresented: token) else {
             return .failure(SessionStore.malformedError)
         }
         let (newToken, newHash) = credentials.newToken(partition: partition)
-        return tokenOperation(RedisFunctionLibrary.rotate, token: token, [newHash.withUnsafeBytes { Array($0) }]) {
-            rest in
+        return tokenOperation(
+            RedisFunctionLibrary.rotate,
+            partition: partition,
+            hash: hash,
+            [newHash.withUnsafeBytes { Array($0) }]
+        ) { rest in
             rest.first.flatMap(RedisReplyDecoder.session).map { CreatedSession(session: $0, token: newToken) }
         }
     }
@@ -266,6 +270,18 @@ extension RedisSessionBackend {
             // The embedded store checks the data before the token.
             return .failure(refusal ?? SessionStore.malformedError)
         }
+        return tokenOperation(name, partition: partition, hash: hash, arguments, refusal: refusal, decode: decode)
+    }
+
+    /// ``tokenOperation(_:token:_:refusal:decode:)`` for a token already parsed.
+    private func tokenOperation<Value: Sendable>(
+        _ name: String,
+        partition: Int,
+        hash: TokenHash,
+        _ arguments: [[UInt8]],
+        refusal: SessionError? = nil,
+        decode: @escaping @Sendable (ArraySlice<RedisValue>) -> Value?
+    ) -> SessionReply<Value> {
         let promise = SessionPromise<Value>()
         call(name, partition: partition, [hash.withUnsafeBytes { Array($0) }] + arguments) { [self] result in
             switch result {
