@@ -50,9 +50,14 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // GnuTLS (a dependency of libmicrohttpd-dev) holds the certificate that libmicrohttpd's TLS serves.
+        .target(
+            name: "CTLSIdentity",
+            linkerSettings: [.linkedLibrary("gnutls")]
+        ),
         .target(
             name: "MicroHTTP",
-            dependencies: ["CMicroHTTPD", "CZlib"],
+            dependencies: ["CMicroHTTPD", "CZlib", "CTLSIdentity"],
             swiftSettings: swiftSettings
         ),
         .systemLibrary(

@@ -3,7 +3,8 @@
 # or with sudo). Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-packages=(libmicrohttpd-dev zlib1g-dev libsqlite3-dev libhiredis-dev redis-server redis-tools pkg-config prometheus wrk curl jq
+packages=(libmicrohttpd-dev libgnutls28-dev zlib1g-dev libsqlite3-dev libhiredis-dev redis-server redis-tools pkg-config prometheus wrk curl jq
+    openssl
     python3-venv python3-yaml)
 missing=()
 for package in "${packages[@]}"; do

@@ -74,6 +74,10 @@ public struct HTTPServerConfiguration: Sendable {
     /// a request that exhausts it unanswered. The limit applied is the smaller of this and
     /// `connectionMemoryLimit / 128` (144 for sessiond's 8 KiB header budget).
     public var maxQueryParameters: Int
+    /// Serve HTTPS with this certificate and key (TLS 1.2 and 1.3 only); `nil` (the default) serves
+    /// plain HTTP. ``TLSIdentity/reload(certificatePEM:privateKeyPEM:)`` replaces the certificate
+    /// while the server runs.
+    public var tls: TLSIdentity?
     /// Receives libmicrohttpd's error log lines (and MicroHTTP's own warnings). `nil` discards them.
     ///
     /// Called on arbitrary threads; must not block. Client misbehaviour (resets, timeouts) is logged here
@@ -159,6 +163,9 @@ public struct HTTPServerConfiguration: Sendable {
             throw invalid("headerTimeout and bodyTimeout must not be negative")
         }
         guard maxQueryParameters >= 1 else { throw invalid("maxQueryParameters must be at least 1") }
+        guard tls == nil || TLSIdentity.isSupported else {
+            throw MicroHTTPError(code: .tlsFailed, message: "this libmicrohttpd was built without TLS support")
+        }
     }
 
     /// libmicrohttpd's per-connection memory pool (`MHD_OPTION_CONNECTION_MEMORY_LIMIT`), derived from

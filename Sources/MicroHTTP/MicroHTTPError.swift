@@ -32,6 +32,9 @@ public struct MicroHTTPError: Error, Hashable, Sendable, CustomStringConvertible
         /// A resource of the operating system could not be created (``MicroHTTPError/cause`` holds `errno`).
         public static let systemResourceFailed = Code("system_resource_failed")
 
+        /// A TLS certificate or key could not be loaded, or this libmicrohttpd has no TLS support.
+        public static let tlsFailed = Code("tls_failed")
+
         /// The code as a string (``rawValue``).
         public var description: String { rawValue }
     }

@@ -52,9 +52,15 @@ extension SessiondRuntime {
         case .local(let store, _): expiry = ExpiryService { await store.runExpiryLoop(interval: .milliseconds(250)) }
         case .redis(let backend): expiry = ExpiryService { await backend.runReaper(interval: .milliseconds(250)) }
         }
+        var reloads: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let tls {
+            // Trapped before the startup line: a SIGHUP must never take its default action (exit).
+            let signals = await UnixSignalsSequence(trapping: .sighup)
+            reloads.append(.init(service: TLSReloadService(signals: signals, tls: tls, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
+                services: reloads + [
                     .init(
                         service: ReadinessService {
                             api.markReady()

@@ -26,6 +26,8 @@ struct SessiondRuntime {
     let server: HTTPServer
     let metricsServer: HTTPServer?
     let grace: Duration
+    /// The certificate both listeners serve and the files it was read from; `nil` for plain HTTP.
+    let tls: TLSConfiguration?
     /// The fields of the startup line known once listening.
     let startupMetadata: Logger.Metadata
     let startupMessage: Logger.Message
@@ -33,15 +35,19 @@ struct SessiondRuntime {
     /// Checks the options, opens storage, builds the store, metrics and API, and starts listening.
     /// - Throws: ``StartupError`` for a configuration sessiond cannot run with.
     static func build(_ options: Sessiond, logger: Logger) throws -> SessiondRuntime {
-        let apiToken = try options.security.apiToken(logger: logger)
-        try SecurityOptions.checkExposure(host: options.http.host, apiToken: apiToken)
+        let credentials = try options.security.credentials(logger: logger)
+        let tls = try options.security.tlsFiles().map { files in
+            TLSConfiguration(identity: try SecurityOptions.loadIdentity(files), files: files)
+        }
+        try options.security.checkExposure(host: options.http.host, credentials: credentials, tls: tls != nil)
         let storeConfiguration = try options.sessions.storeConfiguration()
         let grace = try options.http.gracePeriod()
         let httpLogger = logger
         let descriptors = DescriptorLimit.raise()
-        let serverConfiguration = try options.http.serverConfiguration(descriptors: descriptors) { message in
+        var serverConfiguration = try options.http.serverConfiguration(descriptors: descriptors) { message in
             httpLogger.notice("libmicrohttpd", metadata: ["message": "\(message)"])
         }
+        serverConfiguration.tls = tls?.identity
         let metricsListener = try options.http.metricsListener()
         let (sessions, backend, storageFields) = try openSessions(options, storeConfiguration)
         if logger.logLevel <= .debug { logEvents(of: backend.events, to: logger) }
@@ -68,7 +74,7 @@ struct SessiondRuntime {
         let routeIndices = SessionAPI.routes.routes.map { metrics.routeIndex(of: $0.template) }
         let api = SessionAPI(
             backend: backend,
-            configuration: .init(apiToken: apiToken, maximumEventSubscribers: options.http.maxEventSubscribers),
+            configuration: .init(credentials: credentials, maximumEventSubscribers: options.http.maxEventSubscribers),
             metrics: metricsListener == nil ? endpoint : nil,
             observer: { route, method, status, duration in
                 let routeIndex = route.map { routeIndices[$0.index] } ?? metrics.routeIndex(of: nil)
@@ -100,19 +106,18 @@ struct SessiondRuntime {
         var metricsServer: HTTPServer?
         if let metricsListener {
             do {
-                metricsServer = try HTTPServer(
-                    configuration: HTTPServerConfiguration(
-                        host: metricsListener.host,
-                        port: metricsListener.port,
-                        threadCount: 1,
-                        connectionLimit: 64,
-                        perIPConnectionLimit: 8,
-                        headerTimeout: apiConfiguration.headerTimeout,
-                        bodyTimeout: apiConfiguration.bodyTimeout,
-                        errorResponse: SessionAPI.errorResponse
-                    ),
-                    handler: endpoint.standaloneHandler
+                var metricsConfiguration = HTTPServerConfiguration(
+                    host: metricsListener.host,
+                    port: metricsListener.port,
+                    threadCount: 1,
+                    connectionLimit: 64,
+                    perIPConnectionLimit: 8,
+                    headerTimeout: apiConfiguration.headerTimeout,
+                    bodyTimeout: apiConfiguration.bodyTimeout,
+                    errorResponse: SessionAPI.errorResponse
                 )
+                metricsConfiguration.tls = tls?.identity
+                metricsServer = try HTTPServer(configuration: metricsConfiguration, handler: endpoint.standaloneHandler)
             } catch let error as MicroHTTPError {
                 server.shutdown(gracePeriod: .zero)
                 sessions.close()
@@ -121,9 +126,15 @@ struct SessiondRuntime {
         }
 
         let host = options.http.host
+        let scheme = tls == nil ? "http" : "https"
+        let (applicationTokens, administrationTokens) = (
+            credentials.applicationTokens.count, credentials.administrationTokens.count
+        )
+        let tlsField = tls.map { "TLS 1.2+, certificate expires \(TLSConfiguration.date($0.identity.notAfter))" }
+        let shownHost = host.contains(":") ? "[\(host)]" : host
         let metricsLocation = metricsListener.map { listener in
             let shownHost = listener.host.contains(":") ? "[\(listener.host)]" : listener.host
-            return "http://\(shownHost):\(metricsServer?.port ?? listener.port)/metrics"
+            return "\(scheme)://\(shownHost):\(metricsServer?.port ?? listener.port)/metrics"
         }
         return SessiondRuntime(
             logger: logger,
@@ -132,6 +143,7 @@ struct SessiondRuntime {
             server: server,
             metricsServer: metricsServer,
             grace: grace,
+            tls: tls,
             startupMetadata: storageFields.merging([
                 "threads": "\(options.http.threads)",
                 "connection_limit": "\(apiConfiguration.connectionLimit)",
@@ -140,10 +152,13 @@ struct SessiondRuntime {
                 "idle_timeout_s": "\(options.sessions.idleTimeout)",
                 "max_lifetime_s": "\(options.sessions.maxLifetime)",
                 "max_sessions_per_user": "\(options.sessions.maxSessionsPerUser.map(String.init) ?? "unlimited")",
-                "api_token": "\(apiToken == nil ? "none (loopback only)" : "required")",
+                "api_tokens": "\(applicationTokens == 0 ? "none (loopback only)" : "\(applicationTokens)")",
+                "admin_tokens":
+                    "\(administrationTokens == 0 ? "none (API tokens grant every route)" : "\(administrationTokens)")",
+                "tls": "\(tlsField ?? "off")",
                 "metrics": "\(metricsLocation ?? "/metrics on the API port")",
             ]) { _, new in new },
-            startupMessage: "sessiond listening on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)"
+            startupMessage: "sessiond listening on \(scheme)://\(shownHost):\(server.port)"
         )
     }
 

@@ -375,8 +375,22 @@ class Server:
         return self.proc.pid if self.proc is not None else None
 
     @property
+    def tls_certificate(self) -> str | None:
+        """The ``--tls-cert-file`` this server serves HTTPS with (its own trust anchor: the tests'
+        certificates are self-signed), or ``None`` for plain HTTP."""
+        for i, arg in enumerate(self.extra_args):
+            if arg == "--tls-cert-file" and i + 1 < len(self.extra_args):
+                return self.extra_args[i + 1]
+        return None
+
+    @property
+    def verify(self) -> str | bool:
+        """What ``requests`` checks the server's certificate against."""
+        return self.tls_certificate or True
+
+    @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls_certificate else 'http'}://{self.host}:{self.port}"
 
     def command(self) -> tuple[list[str], dict]:
         cmd = [sessiond_bin(), "--host", self.host, "--port", str(self.port)]
@@ -443,7 +457,7 @@ class Server:
                     f"stderr: {self.stderr_text()[-3000:]}"
                 )
             try:
-                r = requests.get(self.base + probe, timeout=1)
+                r = requests.get(self.base + probe, timeout=1, verify=self.verify)
                 if r.status_code == 200:
                     return self
                 last = r.status_code
@@ -506,6 +520,18 @@ class Server:
         except FileNotFoundError:
             return ""
 
+    def startup_line(self, timeout: float = 5.0) -> str:
+        """The "sessiond listening on" line of the current run. It is logged as the listener opens, so it
+        may reach the log just after the first request is answered: wait for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = next((line for line in self.stderr_text().splitlines() if "sessiond listening on " in line), None)
+            if line is not None:
+                return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no 'sessiond listening on' line; stderr:\n{self.stderr_text()[-3000:]}")
+            time.sleep(0.02)
+
     def client(self, api_token: str | None | bool = True) -> "Client":
         return Client(self, api_token)
 
@@ -544,6 +570,8 @@ class Client:
         if json_body is not ...:
             data = json.dumps(json_body).encode("utf-8")
             h.setdefault("Content-Type", "application/json")
+        # verify per request: a Session's verify loses to REQUESTS_CA_BUNDLE in the environment.
+        kw.setdefault("verify", self.server.verify)
         return self.http.request(method, self.server.base + path, data=data, headers=h, params=params,
                                  timeout=timeout, allow_redirects=False, **kw)
 

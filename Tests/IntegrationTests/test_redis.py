@@ -48,17 +48,6 @@ def instances(make_server, store: RedisServer, count: int, args: list[str] | Non
     return [make_server(args=["--storage", "redis", "--redis-url", store.url] + (args or [])) for _ in range(count)]
 
 
-def startup_line(server) -> str:
-    # The line is written as the listener opens, so it may reach the log just after /readyz answers.
-    deadline = time.monotonic() + 5
-    while True:
-        line = next((line for line in server.stderr_text().splitlines() if "sessiond listening" in line), None)
-        if line is not None or time.monotonic() > deadline:
-            assert line is not None, server.stderr_text()
-            return line
-        time.sleep(0.02)
-
-
 # --------------------------------------------------------------------------------------------------
 # One truth
 # --------------------------------------------------------------------------------------------------
@@ -105,9 +94,9 @@ def test_a_second_instance_starts_at_once_on_the_same_store(make_server, redis):
     started = time.monotonic()
     second = instances(make_server, store, 1)[0]
     assert time.monotonic() - started < 5, "the second instance took long to start"
-    line = startup_line(second)
+    line = second.startup_line()
     assert "store_created=false" in line and "storage=redis" in line, line
-    assert re.search(r"store=([0-9a-f]{12})", line).group(1) == re.search(r"store=([0-9a-f]{12})", startup_line(first)).group(1)
+    assert re.search(r"store=([0-9a-f]{12})", line).group(1) == re.search(r"store=([0-9a-f]{12})", first.startup_line()).group(1)
     assert "sessions=50" in line, line
     for token in tokens:
         validate_response(second.client().validate(token), 200)

@@ -85,9 +85,7 @@ def test_startup_line_names_the_metrics_listener(make_server):
     # The port appears once (not http://127.0.0.1:9100:9100/metrics).
     port = free_port()
     srv = make_server(args=["--metrics-address", f"127.0.0.1:{port}"])
-    deadline = time.monotonic() + 5
-    while "sessiond listening" not in srv.stderr_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    srv.startup_line()
     text = srv.stderr_text()
     assert f"http://127.0.0.1:{port}/metrics" in text, text[-2000:]
     assert f":{port}:{port}" not in text

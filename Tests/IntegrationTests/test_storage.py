@@ -213,18 +213,6 @@ def assert_refused(srv: Server, code: str, *also_in_message: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def listening_line(srv: Server, timeout: float = 5.0) -> str:
-    """The startup line of the current run (logged right after the server becomes ready)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in srv.stderr_text().splitlines():
-            if "sessiond listening on http://" in line:
-                return line
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no 'sessiond listening on' line; stderr:\n{srv.stderr_text()[-3000:]}")
-        time.sleep(0.05)
-
-
 def log_field(line: str, key: str) -> str | None:
     m = re.search(rf"(?:^|\s){re.escape(key)}=(\S+)", line)
     return m.group(1) if m else None
@@ -232,7 +220,7 @@ def log_field(line: str, key: str) -> str | None:
 
 def assert_startup_line(srv: Server, *, restored: int | None = None, expired: int | None = None,
                         previous: str | None = None, durability: str = "commit") -> str:
-    line = listening_line(srv)
+    line = srv.startup_line()
     assert log_field(line, "storage") == "sqlite", line
     assert log_field(line, "durability") == durability, line
     assert log_field(line, "replay_ms") is not None and re.fullmatch(r"\d+", log_field(line, "replay_ms")), line
@@ -817,7 +805,7 @@ def test_replay_keeps_sessions_whose_ids_share_32_bits(make_server, tmp_path):
     for n, t in enumerate(tokens):
         r = c.validate(t, refresh=False)
         assert r.status_code == 200, describe(r, f"session {n} of a valid file was not restored; "
-                                                 f"{listening_line(srv)}")
+                                                 f"{srv.startup_line()}")
         assert json_body(r)["data"] == {"n": n}
 
 
@@ -1309,7 +1297,7 @@ def test_memory_storage_keeps_nothing_and_has_no_storage_metrics(make_server):
     c = srv.client()
     s = c.create("volatile", data={"x": 1})
     assert not (srv.workdir / "data").exists(), "--storage memory created ./data"
-    assert "storage=memory" in listening_line(srv)
+    assert "storage=memory" in srv.startup_line()
     assert not [n for n, _, _ in scrape(srv) if n.startswith("sessiond_storage_")], "storage metrics with --storage memory"
     assert srv.stop() == 0
     srv.start()
@@ -1320,7 +1308,7 @@ def test_memory_storage_keeps_nothing_and_has_no_storage_metrics(make_server):
 def test_storage_flags_from_environment_twins(make_server):
     mem = make_server(env={"SESSIOND_STORAGE": "memory"})
     assert not (mem.workdir / "data").exists()
-    assert "storage=memory" in listening_line(mem)
+    assert "storage=memory" in mem.startup_line()
 
     srv = make_server(env={"SESSIOND_DATA_DIR": "store", "SESSIOND_DURABILITY": "interval"})
     assert srv.data_dir == srv.workdir / "store"

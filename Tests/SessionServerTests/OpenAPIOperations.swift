@@ -9,9 +9,11 @@ enum OpenAPIOperations {
         var method: String
         var operationID: String
         var successStatus: Int
-        var isOpen: Bool
+        /// `open` (`security: []`), `administration` (`security: [{adminToken: []}]`) or `application`
+        /// (the document's default, the API token).
+        var scope: String
 
-        var description: String { "\(method) \(template) \(operationID) \(successStatus)\(isOpen ? " open" : "")" }
+        var description: String { "\(method) \(template) \(operationID) \(successStatus) \(scope)" }
     }
 
     static func read() throws -> Set<Operation> {
@@ -45,12 +47,14 @@ enum OpenAPIOperations {
                     method: content.dropLast().uppercased(),
                     operationID: "",
                     successStatus: 0,
-                    isOpen: false
+                    scope: "application"
                 )
             case 6 where content.hasPrefix("operationId:"):
                 current?.operationID = content.dropFirst("operationId:".count).trimmingCharacters(in: .whitespaces)
             case 6 where content == "security: []":
-                current?.isOpen = true
+                current?.scope = "open"
+            case 6 where content == "security: [{adminToken: []}]":
+                current?.scope = "administration"
             case 8 where content.hasPrefix("'2"):
                 let status = Int(content.dropFirst().prefix(3)) ?? 0
                 if let success = current?.successStatus, success == 0 || status < success {

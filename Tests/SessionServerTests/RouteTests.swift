@@ -70,6 +70,21 @@ struct RouteTests {
         #expect(routes.routes.allSatisfy { $0.scope == .open || $0.template.hasPrefix("/v1/") })
     }
 
+    /// What an application backend does with its users' sessions needs an API token only; everything
+    /// that reaches other users' sessions or the configuration is administrative.
+    @Test func theAPITokenKeepsOnlyWhatAnApplicationNeeds() {
+        let application = routes.routes.flatMap { route in
+            route.operations.filter { $0.scope == .application }.map(\.operationID)
+        }
+        #expect(
+            Set(application) == [
+                "createSession", "validateSession", "logout", "getSessionData", "putSessionData", "rotateSession",
+                "events",
+            ]
+        )
+        #expect(Route.Scope.open < .application && Route.Scope.application < .administration)
+    }
+
     @Test func theMetricsCatalogueHasEveryMethodWithItsSuccessStatus() throws {
         let catalogue = Dictionary(uniqueKeysWithValues: routes.catalogue.map { ($0.template, $0.responses) })
         let sessions = try #require(catalogue["/v1/sessions"])
@@ -81,7 +96,7 @@ struct RouteTests {
 
     /// The table and `openapi.yaml` describe the same routes: the same templates, methods and
     /// operation ids, the same success status (the lowest 2xx documented) and the same scope (an
-    /// operation with `security: []` is open).
+    /// operation with `security: []` is open, one with `security: [{adminToken: []}]` administrative).
     @Test func theTableAndTheOpenAPIDocumentDescribeTheSameRoutes() throws {
         let documented = try OpenAPIOperations.read()
         let declared = Set(
@@ -92,7 +107,7 @@ struct RouteTests {
                         method: operation.method,
                         operationID: operation.operationID,
                         successStatus: operation.successStatus,
-                        isOpen: route.scope == .open
+                        scope: operation.scope.rawValue
                     )
                 }
             }

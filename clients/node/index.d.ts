@@ -5,8 +5,19 @@ import { EventEmitter } from 'node:events';
 export interface SessionManagerOptions {
   /** Base URL of sessiond (http or https, optionally with a path prefix). Default `http://127.0.0.1:8080`. */
   url?: string;
-  /** API token, sent as `Authorization: Bearer`, when sessiond has one (`--api-token-file`). */
+  /**
+   * API token, sent as `Authorization: Bearer`, when sessiond has one (`--api-token-file`): on the
+   * application calls (sessions, data, event stream), and on the administrative ones when
+   * `adminToken` is not given.
+   */
   apiToken?: string;
+  /**
+   * Admin token, sent as `Authorization: Bearer` on the administrative calls only (deleteAllSessions,
+   * getLoggedUsers, setSessionTimeOut, getSessionTimeout, revokeSession, revokeUserSessions), when
+   * sessiond has admin tokens (`--admin-token-file`); there, an API token gets 403
+   * `api_token_insufficient_scope`. Default: the API token.
+   */
+  adminToken?: string;
   /** Milliseconds one attempt of a request may take, answer included. Default 5000. */
   timeout?: number;
   /** Extra attempts of a GET after a transport failure or a 503. Default 2. Writes are never retried. */
@@ -124,7 +135,8 @@ export class SessiondError extends Error {
   constructor(code: string, message: string, details?: { status?: number; retryAfter?: number; cause?: unknown });
   name: 'SessiondError';
   /**
-   * sessiond's code (`session_expired`, `api_token_invalid`, `storage_unavailable`, …), a transport
+   * sessiond's code (`session_expired`, `api_token_invalid`, `api_token_insufficient_scope`,
+   * `storage_unavailable`, …), a transport
    * code (`sessiond_unreachable`, `connection_lost`, `timeout`, `invalid_response`, `server_error`,
    * `client_closed`) or a validation code (`invalid_argument`, `invalid_username`, `invalid_data`,
    * `invalid_timeout`, `session_token_malformed`).
@@ -157,13 +169,13 @@ export class SessionManager extends EventEmitter {
   getSessionData(key: string): Promise<unknown>;
   /** Logout. `DELETE /v1/session`. False when the session was not valid. */
   deleteSession(key: string): Promise<boolean>;
-  /** Ends every session (reason `revoked`); resolves to how many ended. */
+  /** Ends every session (reason `revoked`); resolves to how many ended. Administrative (adminToken). */
   deleteAllSessions(): Promise<number>;
-  /** Distinct usernames with a live session, over every page of `GET /v1/users`. */
+  /** Distinct usernames with a live session, over every page of `GET /v1/users`. Administrative (adminToken). */
   getLoggedUsers(options?: { pageSize?: number }): Promise<string[]>;
-  /** Changes the default idle timeout (seconds ≥ 2); false when the value is refused. */
+  /** Changes the default idle timeout (seconds ≥ 2); false when the value is refused. Administrative (adminToken). */
   setSessionTimeOut(seconds: number): Promise<boolean>;
-  /** The default idle timeout, seconds. */
+  /** The default idle timeout, seconds. Administrative (adminToken). */
   getSessionTimeout(): Promise<number>;
   /** Keeps the socket.io server passed to `notifyClientToLogout` listeners. */
   initSocketReference(io: unknown): true;
@@ -177,9 +189,9 @@ export class SessionManager extends EventEmitter {
   validateSession(key: string, options?: { refresh?: boolean }): Promise<Session>;
   /** New token for the same session; false when the session is not valid. */
   rotateSession(key: string): Promise<string | false>;
-  /** Revokes one session by public id; false when no live session has it. */
+  /** Revokes one session by public id; false when no live session has it. Administrative (adminToken). */
   revokeSession(id: string): Promise<boolean>;
-  /** Revokes every session of a user; resolves to how many ended. */
+  /** Revokes every session of a user; resolves to how many ended. Administrative (adminToken). */
   revokeUserSessions(username: string): Promise<number>;
   /** The socket.io room of a session: roomPrefix + id. */
   roomFor(id: string): string;

@@ -33,9 +33,13 @@ final class ConnectionRecord: Sendable {
     private let state: Atomic<UInt64>
     private let isCutOff = Atomic<Bool>(false)
 
-    init(socket: Int32, client: ClientAddress) {
+    /// The certificate its TLS handshake uses (`nil` for plain HTTP).
+    let tlsIdentity: TLSIdentity?
+
+    init(socket: Int32, client: ClientAddress, tlsIdentity: TLSIdentity? = nil) {
         self.socket = socket
         self.client = client
+        self.tlsIdentity = tlsIdentity
         self.state = Atomic(Self.word(.waitingOnNewConnection, transition: 0, since: Self.now()))
     }
 

@@ -50,7 +50,11 @@ private func connectionChanged(
     switch change {
     case .CONNECTION_NOTIFY_STARTED:
         let client = ClientAddress(CMicroHTTPD_connection_client_address(connection), length: Int.max) ?? .unknown
-        let record = ConnectionRecord(socket: CMicroHTTPD_connection_fd(connection), client: client)
+        let record = ConnectionRecord(
+            socket: CMicroHTTPD_connection_fd(connection),
+            client: client,
+            tlsIdentity: server.tlsIdentity
+        )
         socketContext.pointee = Unmanaged.passRetained(record).toOpaque()
         server.connections.opened(record)
     default:

@@ -63,6 +63,9 @@ final class MHDDaemon: @unchecked Sendable {
         if addressIsIPv6 {
             flags |= MHD_USE_IPv6.rawValue
         }
+        if configuration.tls != nil {
+            flags |= MHD_USE_TLS.rawValue
+        }
         let serverPointer = Unmanaged.passRetained(server).toOpaque()
         let logger = UnsafeMutablePointer<CMicroHTTPD_Logger>.allocate(capacity: 1)
         logger.initialize(to: CMicroHTTPD_Logger(sink: MHDCallbacks.logSink, cls: serverPointer))
@@ -173,6 +176,9 @@ final class MHDDaemon: @unchecked Sendable {
         ]
         if configuration.threadCount > 1 {
             options.append(item(.THREAD_POOL_SIZE, configuration.threadCount))
+        }
+        if configuration.tls != nil {
+            options += TLSIdentity.daemonOptions
         }
         options.append(item(.END, 0))
         return options

@@ -9,6 +9,8 @@ final class ServerContext: Sendable {
     /// Limits and deadlines of the connections.
     let connections: ConnectionGuard
     let errorLog: (@Sendable (String) -> Void)?
+    /// The certificate of every connection's handshake; `nil` for plain HTTP.
+    let tlsIdentity: TLSIdentity?
     private let renderError: @Sendable (HTTPServerError) -> HTTPResponse
     /// Requests from their first access-handler call to their completion, streams and deferred ones
     /// included (an atomic count: this runs twice per request).
@@ -35,6 +37,7 @@ final class ServerContext: Sendable {
             )
         )
         self.errorLog = configuration.errorLog
+        self.tlsIdentity = configuration.tls
         self.renderError = configuration.errorResponse
         let streams = StreamRegistry()
         let errorLog = configuration.errorLog

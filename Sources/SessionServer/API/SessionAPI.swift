@@ -13,7 +13,7 @@ import Synchronization
 ///
 /// ```swift
 /// let backend = LocalSessionBackend(store: SessionStore())
-/// let api = SessionAPI(backend: backend, configuration: .init(apiToken: try APIToken(secret)))
+/// let api = SessionAPI(backend: backend, configuration: .init(credentials: .init(application: [try APIToken(secret)])))
 /// let server = try HTTPServer(
 ///     configuration: .init(port: 8080, errorResponse: SessionAPI.errorResponse),
 ///     handler: api
@@ -23,16 +23,20 @@ import Synchronization
 public final class SessionAPI: HTTPHandler {
     /// Settings of the API layer.
     public struct Configuration: Sendable {
-        /// The bearer token `/v1` routes require; `nil` leaves them open (loopback only).
-        public var apiToken: APIToken?
+        /// The bearer tokens `/v1` routes accept and what each grants; none leaves them open (loopback
+        /// only).
+        public var credentials: APICredentials
         /// Most event-stream subscribers at once.
         public var maximumEventSubscribers: Int
         /// Pending bytes after which a slow event subscriber is disconnected.
         public var eventBufferBytes: Int
 
-        public init(apiToken: APIToken? = nil, maximumEventSubscribers: Int = 1000, eventBufferBytes: Int = 256 * 1024)
-        {
-            self.apiToken = apiToken
+        public init(
+            credentials: APICredentials = .none,
+            maximumEventSubscribers: Int = 1000,
+            eventBufferBytes: Int = 256 * 1024
+        ) {
+            self.credentials = credentials
             self.maximumEventSubscribers = maximumEventSubscribers
             self.eventBufferBytes = eventBufferBytes
         }
@@ -129,23 +133,32 @@ public final class SessionAPI: HTTPHandler {
             // Unknown /v1 paths still require the token, so that probing reveals nothing.
             // Bytes, not characters: "/v1/\u{301}x" does not start with "/v1/" as a String.
             let bytes = request.path.utf8
-            if bytes.starts(with: "/v1/".utf8) || bytes.elementsEqual("/v1".utf8) { try authorize(request) }
+            if bytes.starts(with: "/v1/".utf8) || bytes.elementsEqual("/v1".utf8) {
+                try authorize(request, for: .application)
+            }
             throw APIError.notFound
         }
         let route = match.route
-        if route.scope == .application {
-            try authorize(request)
+        let operation = route.operation(for: request.method)
+        // A method the route lacks is a 405 for whoever may call its least privileged operation.
+        let scope = operation?.scope ?? route.scope
+        if scope != .open {
+            try authorize(request, for: scope)
             // Until the backend is ready, "unknown token" would be a lie.
             guard isReady else { throw APIError.notReady }
         }
-        guard let operation = route.operation(for: request.method) else {
+        guard let operation else {
             throw APIError.methodNotAllowed(route.allowedMethods)
         }
         return try operation.handler(self, request, match.parameter)
     }
 
-    private func authorize(_ request: HTTPRequest) throws(APIError) {
-        guard let token = configuration.apiToken else { return }
+    /// Checks the request's bearer token against the credentials: 401 without one, 403
+    /// `api_token_invalid` for an unknown one, 403 `api_token_insufficient_scope` for an API token on
+    /// an administrative operation when admin tokens are configured.
+    private func authorize(_ request: HTTPRequest, for scope: Route.Scope) throws(APIError) {
+        let credentials = configuration.credentials
+        guard credentials.isRequired(for: scope) else { return }
         let outcome = request.withHeader("Authorization") { header -> APIError? in
             guard let header else { return .apiTokenMissing }
             let scheme: StaticString = "bearer "
@@ -155,7 +168,10 @@ public final class SessionAPI: HTTPHandler {
                     // `| 0x20` folds ASCII letters; the space (0x20) is unaffected.
                     return .apiTokenMissing
                 }
-                return token.matches(UnsafeBufferPointer(rebasing: header[scheme.count...])) ? nil : .apiTokenInvalid
+                guard let granted = credentials.scope(of: UnsafeBufferPointer(rebasing: header[scheme.count...])) else {
+                    return .apiTokenInvalid
+                }
+                return granted >= scope ? nil : .apiTokenInsufficientScope
             }
         }
         if let outcome { throw outcome }

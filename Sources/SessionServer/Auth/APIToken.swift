@@ -1,5 +1,5 @@
 /// The bearer secret that `/v1` routes require, compared in constant time.
-public struct APIToken: Sendable, CustomStringConvertible {
+public struct APIToken: Sendable, Equatable, CustomStringConvertible {
     private let bytes: [UInt8]
 
     /// The shortest token accepted.
@@ -31,6 +31,11 @@ public struct APIToken: Sendable, CustomStringConvertible {
         }
         difference |= count ^ bytes.count
         return difference == 0
+    }
+
+    /// Whether both are the same token (compared in constant time).
+    public static func == (lhs: APIToken, rhs: APIToken) -> Bool {
+        lhs.matches(rhs.bytes)
     }
 
     public var description: String { "APIToken(redacted)" }

@@ -71,6 +71,11 @@ public struct APIError: Error, Hashable, Sendable {
         headers: ["WWW-Authenticate": "Bearer realm=\"sessiond\""]
     )
     static let apiTokenInvalid = APIError(status: 403, code: "api_token_invalid", message: "the API token is not valid")
+    static let apiTokenInsufficientScope = APIError(
+        status: 403,
+        code: "api_token_insufficient_scope",
+        message: "this route requires an admin token (--admin-token-file); the API token does not grant it"
+    )
     static let sessionTokenMissing = APIError(
         status: 401,
         code: "session_token_missing",

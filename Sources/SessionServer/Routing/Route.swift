@@ -1,24 +1,33 @@
 import MicroHTTP
 
-/// One route of the HTTP API: a path template and what each of its methods does, declared once in
-/// ``SessionAPI/routes``. Routing, the `Allow` header of a 405, the API-token check, the request
-/// metrics created up front and the test against `openapi.yaml` all read it.
+/// One route of the HTTP API: a path template and what each of its methods does and who may call it,
+/// declared once in ``SessionAPI/routes``. Routing, the `Allow` header of a 405, the token checks,
+/// the request metrics created up front and the test against `openapi.yaml` all read it.
 ///
 /// A template is literal text with at most one `{parameter}` (`/v1/users/{username}/sessions`),
 /// which matches one or more bytes; it may contain `/` only when the route says so.
 ///
 /// ```swift
-/// Route("/v1/sessions/{id}", scope: .application, [
-///     Operation("GET", 200, "getSession") { api, request, id in try api.sessionByID(id) },
+/// Route("/v1/sessions/{id}", [
+///     Operation("GET", 200, "getSession", .administration) { api, request, id in try api.sessionByID(id) },
 /// ])
 /// ```
 public final class Route: Sendable {
-    /// Who may call a route.
-    public enum Scope: String, Sendable {
+    /// Who may call an operation, from the least privileged.
+    public enum Scope: String, Sendable, Comparable {
         /// Anyone: probes and the scrape, as orchestrators and Prometheus expect.
         case open
-        /// Holders of the API token, when one is configured.
+        /// What an application backend needs for its users' sessions: holders of an API token (or of
+        /// an admin token), when one is configured.
         case application
+        /// Listing, revoking by id or user, deleting all, the configuration: holders of an admin
+        /// token when sessiond has one (`--admin-token-file`), else as ``application``.
+        case administration
+
+        public static func < (lhs: Scope, rhs: Scope) -> Bool {
+            let order: [Scope] = [.open, .application, .administration]
+            return order.firstIndex(of: lhs)! < order.firstIndex(of: rhs)!
+        }
     }
 
     /// What one method of a route does.
@@ -33,12 +42,21 @@ public final class Route: Sendable {
         public let successStatus: Int
         /// The `operationId` of this operation in `openapi.yaml`.
         public let operationID: String
+        /// Who may call it.
+        public let scope: Scope
         let handler: Handler
 
-        init(_ method: String, _ successStatus: Int, _ operationID: String, _ handler: @escaping Handler) {
+        init(
+            _ method: String,
+            _ successStatus: Int,
+            _ operationID: String,
+            _ scope: Scope,
+            _ handler: @escaping Handler
+        ) {
             self.method = method
             self.successStatus = successStatus
             self.operationID = operationID
+            self.scope = scope
             self.handler = handler
         }
     }
@@ -46,8 +64,9 @@ public final class Route: Sendable {
     /// The path template, e.g. `/v1/sessions/{id}`: the only form of a path that appears in metrics
     /// and logs (a raw path can carry a username).
     public let template: String
-    /// Who may call it.
-    public let scope: Scope
+    /// The least privileged scope of its operations: what a request for a method the route does not
+    /// have must show before it learns so (a 405).
+    public var scope: Scope { operations.map(\.scope).min() ?? .open }
     /// Its methods, in the order of the `Allow` header (without `HEAD`).
     public let operations: [Operation]
     /// Whether the parameter may contain `/`.
@@ -58,24 +77,22 @@ public final class Route: Sendable {
     /// The route's position in its ``RouteTable``.
     public let index: Int
 
-    convenience init(_ template: String, scope: Scope, parameterAllowsSlash: Bool = false, _ operations: [Operation]) {
-        self.init(template, scope: scope, parameterAllowsSlash: parameterAllowsSlash, operations, index: 0)
+    convenience init(_ template: String, parameterAllowsSlash: Bool = false, _ operations: [Operation]) {
+        self.init(template, parameterAllowsSlash: parameterAllowsSlash, operations, index: 0)
     }
 
     /// The same route at position `index` of a table.
     convenience init(_ route: Route, index: Int) {
         self.init(
             route.template,
-            scope: route.scope,
             parameterAllowsSlash: route.parameterAllowsSlash,
             route.operations,
             index: index
         )
     }
 
-    private init(_ template: String, scope: Scope, parameterAllowsSlash: Bool, _ operations: [Operation], index: Int) {
+    private init(_ template: String, parameterAllowsSlash: Bool, _ operations: [Operation], index: Int) {
         self.template = template
-        self.scope = scope
         self.operations = operations
         self.parameterAllowsSlash = parameterAllowsSlash
         self.index = index

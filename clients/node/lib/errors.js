@@ -1,8 +1,8 @@
 /**
  * Errors of the client: one class, `SessiondError`, whose `code` says what happened.
  *
- * - sessiond's own codes (`session_expired`, `api_token_invalid`, `storage_unavailable`, …) with the
- *   HTTP `status` sessiond answered;
+ * - sessiond's own codes (`session_expired`, `api_token_invalid`, `api_token_insufficient_scope`,
+ *   `storage_unavailable`, …) with the HTTP `status` sessiond answered;
  * - transport codes, with no `status`: `sessiond_unreachable` (connection refused, unknown host,
  *   no route), `connection_lost` (the connection broke before the answer was complete), `timeout`
  *   (no complete answer within the client's `timeout`), `invalid_response` (an answer that is not

@@ -1,8 +1,9 @@
 /**
  * HTTP transport to sessiond: the client's own HTTP/1.1 keep-alive connection pool
  * (connection-pool.js, on node:net or node:tls), JSON bodies, a deadline per attempt, and retries
- * for reads (GET) only. The API token and session tokens travel in headers, never in URLs. The
- * event stream, one long-lived request, goes through node:http (`module`, `streamOptions`).
+ * for reads (GET) only. The API token, the admin token and session tokens travel in headers,
+ * never in URLs. The event stream, one long-lived request, goes through node:http (`module`,
+ * `streamOptions`).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -14,7 +15,10 @@ import { serializeRequest } from './http1.js';
 /**
  * @typedef {object} TransportOptions
  * @property {string} url base URL of sessiond (http or https)
- * @property {string} [apiToken] API token sent as `Authorization: Bearer`
+ * @property {string} [apiToken] API token sent as `Authorization: Bearer` on application requests
+ *   (and on administrative ones when there is no adminToken)
+ * @property {string} [adminToken] admin token sent as `Authorization: Bearer` on administrative
+ *   requests (`request(…, { admin: true })`) instead of the API token
  * @property {number} timeout milliseconds an attempt may take, answer body included
  * @property {number} retries extra attempts for GET requests
  * @property {number} retryDelay milliseconds before the first retry (doubled for each next one)
@@ -37,7 +41,10 @@ export class HttpTransport {
   #host;
   #port;
   #prefix;
+  /** `Bearer <apiToken>`, or undefined */
   #authorization;
+  /** `Bearer <adminToken>`, else the API token's; for administrative requests */
+  #adminAuthorization;
   #timeout;
   #retries;
   #retryDelay;
@@ -59,15 +66,15 @@ export class HttpTransport {
     if (base.username || base.password || base.search || base.hash) {
       throw new SessiondError('invalid_argument', 'url must not carry credentials, a query or a fragment');
     }
-    if (options.apiToken !== undefined && (typeof options.apiToken !== 'string' || !/^[\x21-\x7e]+$/.test(options.apiToken))) {
-      throw new SessiondError('invalid_argument', 'apiToken must be a non-empty string of printable ASCII characters');
-    }
+    const apiAuthorization = bearer('apiToken', options.apiToken);
+    const adminAuthorization = bearer('adminToken', options.adminToken);
     this.#module = base.protocol === 'https:' ? https : http;
     this.#hostname = base.hostname.replace(/^\[(.*)\]$/, '$1');
     this.#port = base.port === '' ? (base.protocol === 'https:' ? 443 : 80) : Number(base.port);
     this.#prefix = base.pathname.replace(/\/+$/, '');
     this.origin = `${base.protocol}//${base.host}`;
-    this.#authorization = options.apiToken === undefined ? undefined : `Bearer ${options.apiToken}`;
+    this.#authorization = apiAuthorization;
+    this.#adminAuthorization = adminAuthorization ?? apiAuthorization;
     this.#timeout = options.timeout;
     this.#retries = options.retries;
     this.#retryDelay = options.retryDelay;
@@ -93,12 +100,14 @@ export class HttpTransport {
    * time budget (`timeout` × (1 + `retries`) from the call); otherwise the 503 is the answer.
    * @param {string} method
    * @param {string} path path and query, starting with `/` (never holds a token)
-   * @param {{sessionToken?: string, body?: string}} [options]
+   * @param {{sessionToken?: string, body?: string, admin?: boolean}} [options] `admin`: an
+   *   administrative route, authorised with the admin token (the API token when there is none)
    * @returns {Promise<Response>}
    */
   async request(method, path, options = {}) {
     const retriable = method === 'GET';
-    const payload = this.#serialize(method, path, options.sessionToken, options.body);
+    const authorization = options.admin === true ? this.#adminAuthorization : this.#authorization;
+    const payload = this.#serialize(method, path, authorization, options.sessionToken, options.body);
     const deadline = performance.now() + this.#timeout * (1 + this.#retries);
     for (let attempt = 0; ; attempt++) {
       const last = !retriable || attempt >= this.#retries;
@@ -130,7 +139,7 @@ export class HttpTransport {
    * rejects with sessiond's error otherwise.
    * @param {string} method
    * @param {string} path
-   * @param {{sessionToken?: string, body?: string}} [options]
+   * @param {{sessionToken?: string, body?: string, admin?: boolean}} [options]
    * @returns {Promise<any>}
    */
   async json(method, path, options) {
@@ -167,7 +176,10 @@ export class HttpTransport {
     this.#pool.close();
   }
 
-  /** @param {Record<string, string | number>} [extra] */
+  /**
+   * Headers of the event stream, an application route: the API token's authorization.
+   * @param {Record<string, string | number>} [extra]
+   */
   #headers(extra) {
     const headers = { ...extra };
     if (this.#authorization !== undefined) headers.authorization = this.#authorization;
@@ -184,18 +196,19 @@ export class HttpTransport {
    * Serialises a request into the one string written for each attempt.
    * @param {string} method
    * @param {string} path
+   * @param {string | undefined} authorization the Authorization header's value, if any
    * @param {string | undefined} sessionToken
    * @param {string | undefined} body
    * @returns {string}
    * @throws {SessiondError} `invalid_argument` when a header value would break its line
    */
-  #serialize(method, path, sessionToken, body) {
+  #serialize(method, path, authorization, sessionToken, body) {
     /** @type {[string, string][]} */
     const headers = [
       ['Connection', 'keep-alive'],
       ['Accept', 'application/json'],
     ];
-    if (this.#authorization !== undefined) headers.push(['Authorization', this.#authorization]);
+    if (authorization !== undefined) headers.push(['Authorization', authorization]);
     if (sessionToken !== undefined) headers.push(['Session-Token', sessionToken]);
     if (body !== undefined) headers.push(['Content-Type', 'application/json']);
     return serializeRequest(method, this.#prefix + path, this.#host, headers, body);
@@ -225,6 +238,21 @@ export class HttpTransport {
       throw transportError(err, this.origin);
     }
   }
+}
+
+/**
+ * Checks a bearer token option (never echoing its value).
+ * @param {string} name the option's name, for the message
+ * @param {unknown} token
+ * @returns {string | undefined} `Bearer <token>`, undefined when the option is not given
+ * @throws {SessiondError} `invalid_argument` unless a non-empty string of printable ASCII
+ */
+function bearer(name, token) {
+  if (token === undefined) return undefined;
+  if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
+    throw new SessiondError('invalid_argument', `${name} must be a non-empty string of printable ASCII characters`);
+  }
+  return `Bearer ${token}`;
 }
 
 /**

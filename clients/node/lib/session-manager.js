@@ -26,11 +26,21 @@ const LOGOUT_REASONS = new Set(['idle_timeout', 'absolute_timeout', 'revoked', '
 const MAX_KEEP_ALIVE_MS = 30_000;
 /** Largest page sessiond serves. */
 const MAX_PAGE_SIZE = 1000;
+/**
+ * Request options of an administrative route (scope `admin` in docs/api.md): authorised with the
+ * admin token, or the API token when there is none.
+ */
+const ADMIN = Object.freeze({ admin: true });
 
 /**
  * @typedef {object} SessionManagerOptions
  * @property {string} [url] base URL of sessiond (default `http://127.0.0.1:8080`)
- * @property {string} [apiToken] API token (`Authorization: Bearer`), when sessiond has one
+ * @property {string} [apiToken] API token (`Authorization: Bearer`), when sessiond has one: sent
+ *   on the application calls (sessions, data, event stream), and on the administrative ones when
+ *   there is no adminToken
+ * @property {string} [adminToken] admin token (`Authorization: Bearer`), when sessiond has admin
+ *   tokens (`--admin-token-file`): sent on the administrative calls only (deleteAllSessions,
+ *   getLoggedUsers, setSessionTimeOut, getSessionTimeout, revokeSession, revokeUserSessions)
  * @property {number} [timeout] milliseconds one attempt of a request may take (default 5000)
  * @property {number} [retries] extra attempts of a GET after a transport failure or a 503
  *   (default 2); other methods are never retried
@@ -72,6 +82,7 @@ export class SessionManager extends EventEmitter {
     this.#http = new HttpTransport({
       url: options.url ?? 'http://127.0.0.1:8080',
       apiToken: options.apiToken,
+      adminToken: options.adminToken,
       timeout,
       retries: nonNegativeInteger('retries', options.retries, 2),
       retryDelay: positive('retryDelay', options.retryDelay, 50),
@@ -196,15 +207,17 @@ export class SessionManager extends EventEmitter {
 
   /**
    * Ends every session (reason `revoked`): `DELETE /v1/sessions?confirm=true`.
+   * Administrative: authorised with `adminToken` (else `apiToken`).
    * @returns {Promise<number>} how many sessions ended
    */
   async deleteAllSessions() {
-    const body = await this.#http.json('DELETE', '/v1/sessions?confirm=true');
+    const body = await this.#http.json('DELETE', '/v1/sessions?confirm=true', ADMIN);
     return body.deleted;
   }
 
   /**
    * The distinct users with at least one live session, following every page of `GET /v1/users`.
+   * Administrative: authorised with `adminToken` (else `apiToken`).
    * @param {{pageSize?: number}} [options] users per request (1 to 1000, default 1000)
    * @returns {Promise<string[]>}
    */
@@ -217,7 +230,7 @@ export class SessionManager extends EventEmitter {
     let cursor = null;
     do {
       const query = cursor === null ? `limit=${pageSize}` : `limit=${pageSize}&cursor=${encodeURIComponent(cursor)}`;
-      const page = await this.#http.json('GET', `/v1/users?${query}`);
+      const page = await this.#http.json('GET', `/v1/users?${query}`, ADMIN);
       for (const user of page.users) users.add(user.username);
       cursor = page.nextCursor ?? null;
     } while (cursor !== null);
@@ -227,13 +240,14 @@ export class SessionManager extends EventEmitter {
   /**
    * Changes the default idle timeout of new sessions (and of existing sessions without their own
    * timeout, from their next refresh): `PATCH /v1/config`.
+   * Administrative: authorised with `adminToken` (else `apiToken`).
    * @param {number} seconds at least 2
    * @returns {Promise<boolean>} false when the value is refused (not a number, below 2, or refused
    *   by sessiond)
    */
   async setSessionTimeOut(seconds) {
     if (!isDuration(seconds)) return false;
-    const response = await this.#http.request('PATCH', '/v1/config', { body: JSON.stringify({ idleTimeout: seconds }) });
+    const response = await this.#http.request('PATCH', '/v1/config', { admin: true, body: JSON.stringify({ idleTimeout: seconds }) });
     if (response.status === 200) return true;
     const err = errorFromResponse(response);
     if (err.code === 'invalid_timeout') return false;
@@ -242,10 +256,11 @@ export class SessionManager extends EventEmitter {
 
   /**
    * The default idle timeout of new sessions: `GET /v1/config`.
+   * Administrative: authorised with `adminToken` (else `apiToken`).
    * @returns {Promise<number>} seconds
    */
   async getSessionTimeout() {
-    const config = await this.#http.json('GET', '/v1/config');
+    const config = await this.#http.json('GET', '/v1/config', ADMIN);
     return config.idleTimeout;
   }
 
@@ -320,12 +335,13 @@ export class SessionManager extends EventEmitter {
 
   /**
    * Revokes one session by its public id (reason `revoked`): `DELETE /v1/sessions/{id}`.
+   * Administrative: authorised with `adminToken` (else `apiToken`).
    * @param {string} id the session's public id
    * @returns {Promise<boolean>} false when no live session has this id
    */
   async revokeSession(id) {
     assertSessionId(id);
-    const response = await this.#http.request('DELETE', `/v1/sessions/${id}`);
+    const response = await this.#http.request('DELETE', `/v1/sessions/${id}`, ADMIN);
     if (response.status === 204) return true;
     const err = errorFromResponse(response);
     if (err.code === 'session_not_found') return false;
@@ -334,6 +350,7 @@ export class SessionManager extends EventEmitter {
 
   /**
    * Revokes every session of one user (reason `revoked`): `DELETE /v1/users/{username}/sessions`.
+   * Administrative: authorised with `adminToken` (else `apiToken`).
    * @param {string} username
    * @returns {Promise<number>} how many sessions ended
    */
@@ -341,7 +358,7 @@ export class SessionManager extends EventEmitter {
     assertUsername(username);
     // encodeURIComponent leaves dots alone, and a `.` or `..` segment would be resolved away.
     const segment = username === '.' || username === '..' ? username.replaceAll('.', '%2E') : encodeURIComponent(username);
-    const body = await this.#http.json('DELETE', `/v1/users/${segment}/sessions`);
+    const body = await this.#http.json('DELETE', `/v1/users/${segment}/sessions`, ADMIN);
     return body.deleted;
   }
 

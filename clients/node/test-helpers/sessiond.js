@@ -2,7 +2,8 @@
  * Test helper: runs a real sessiond on a free loopback port.
  *
  * The binary is `$SESSIOND_BIN`, else the repository's debug build. Each server gets its own
- * temporary directory (its cwd, the API token file with mode 600, the SQLite data directory), is
+ * temporary directory (its cwd, the API and admin token files with mode 600, the SQLite data
+ * directory), is
  * ready once `/readyz` answers 200, and is stopped with SIGTERM, then SIGKILL after 5 s. Every
  * server still running when the test process exits (a failed test included) is killed then.
  *
@@ -62,20 +63,23 @@ export class Sessiond {
   #exited = null;
 
   /**
-   * @param {{apiToken?: boolean | string, storage?: string, args?: string[]}} [options]
-   *   apiToken: true for a random one, a string for that one; storage: memory (default) or sqlite
+   * @param {{apiToken?: boolean | string | string[], adminToken?: boolean | string | string[], storage?: string, args?: string[]}} [options]
+   *   apiToken: true for a random one, a string for that one, an array for several (one a line of
+   *   the file; `apiToken` is then the first); adminToken: the same, for `--admin-token-file`;
+   *   storage: memory (default) or sqlite
    */
   constructor(options = {}) {
     this.dir = mkdtempSync(path.join(tmpdir(), 'sessiond-node-test-'));
     this.storage = options.storage ?? 'memory';
     this.args = options.args ?? [];
-    this.apiToken = options.apiToken === true ? `test-${randomBytes(16).toString('hex')}` : options.apiToken || undefined;
-    this.tokenFile = undefined;
-    if (this.apiToken !== undefined) {
-      this.tokenFile = path.join(this.dir, 'api-token');
-      writeFileSync(this.tokenFile, `${this.apiToken}\n`, { mode: 0o600 });
-      chmodSync(this.tokenFile, 0o600);
-    }
+    /** @type {string[]} */
+    this.apiTokens = tokenList(options.apiToken, 'test');
+    this.apiToken = this.apiTokens[0];
+    this.tokenFile = this.#writeTokens('api-token', this.apiTokens);
+    /** @type {string[]} */
+    this.adminTokens = tokenList(options.adminToken, 'admin');
+    this.adminToken = this.adminTokens[0];
+    this.adminTokenFile = this.#writeTokens('admin-token', this.adminTokens);
     this.port = 0;
     this.url = '';
   }
@@ -89,6 +93,7 @@ export class Sessiond {
     const args = ['--host', '127.0.0.1', '--port', String(this.port), '--storage', this.storage, '--log-level', 'warning'];
     if (this.storage === 'sqlite') args.push('--data-dir', path.join(this.dir, 'data'));
     if (this.tokenFile !== undefined) args.push('--api-token-file', this.tokenFile);
+    if (this.adminTokenFile !== undefined) args.push('--admin-token-file', this.adminTokenFile);
     args.push(...this.args);
     this.#stderr = '';
     const child = spawn(SESSIOND_BIN, args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -143,10 +148,36 @@ export class Sessiond {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /**
+   * Writes a token file (one token a line, mode 600) in the server's directory.
+   * @param {string} name
+   * @param {string[]} tokens
+   * @returns {string | undefined} its path, undefined when there is no token
+   */
+  #writeTokens(name, tokens) {
+    if (tokens.length === 0) return undefined;
+    const file = path.join(this.dir, name);
+    writeFileSync(file, tokens.map((token) => `${token}\n`).join(''), { mode: 0o600 });
+    chmodSync(file, 0o600);
+    return file;
+  }
+
   /** @returns {string} the last 8 KiB of sessiond's stderr */
   get log() {
     return this.#stderr;
   }
+}
+
+/**
+ * @param {boolean | string | string[] | undefined} option true: one random token; a string: that
+ *   token; an array: those tokens
+ * @param {string} prefix of a random token
+ * @returns {string[]}
+ */
+function tokenList(option, prefix) {
+  if (option === true) return [`${prefix}-${randomBytes(16).toString('hex')}`];
+  if (Array.isArray(option)) return [...option];
+  return option ? [option] : [];
 }
 
 /**

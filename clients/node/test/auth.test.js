@@ -4,27 +4,20 @@
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { SessionManager } from '../index.js';
 import { startSessiond } from '../test-helpers/sessiond.js';
+import { managerPool } from '../test-helpers/fixtures.js';
 import { recordEvents } from '../test-helpers/wait.js';
 
 /** @type {import('../test-helpers/sessiond.js').Sessiond} */
 let server;
-const managers = [];
-
-/** @param {ConstructorParameters<typeof SessionManager>[0]} options */
-function manager(options) {
-  const sm = new SessionManager(options);
-  managers.push(sm);
-  return sm;
-}
+const { manager, closeAll } = managerPool();
 
 before(async () => {
   server = await startSessiond({ apiToken: true });
 });
 
 after(async () => {
-  for (const sm of managers) await sm.close();
+  await closeAll();
   await server?.dispose();
 });
 

@@ -100,6 +100,8 @@ describe('refused without a request', () => {
     assert.throws(() => new SessionManager({ url: 'http://127.0.0.1:1/?token=x' }), invalid);
     assert.throws(() => new SessionManager({ apiToken: 'with\nnewline' }), invalid);
     assert.throws(() => new SessionManager({ apiToken: '' }), invalid);
+    assert.throws(() => new SessionManager({ adminToken: 'with\nnewline' }), invalid);
+    assert.throws(() => new SessionManager({ adminToken: '' }), invalid);
     assert.throws(() => new SessionManager({ timeout: 0 }), invalid);
     assert.throws(() => new SessionManager({ retries: -1 }), invalid);
     assert.throws(() => new SessionManager({ maxSockets: 1.5 }), invalid);

@@ -4,17 +4,10 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { SessionManager } from '../index.js';
 import { startRecordingServer } from '../test-helpers/servers.js';
+import { SAMPLE_SESSION, SAMPLE_TOKEN } from '../test-helpers/fixtures.js';
 
-const TOKEN = `usm_${'B'.repeat(43)}`;
-const SESSION = {
-  id: 'A'.repeat(22),
-  username: 'ada',
-  createdAt: '2026-01-01T00:00:00.000Z',
-  lastSeenAt: '2026-01-01T00:00:00.000Z',
-  idleExpiresAt: '2026-01-01T01:00:00.000Z',
-  expiresAt: '2026-01-02T00:00:00.000Z',
-  idleTimeout: 3600,
-};
+const TOKEN = SAMPLE_TOKEN;
+const SESSION = SAMPLE_SESSION;
 
 /** How the scripted server answers the next requests. */
 let mode = 'ok';
