@@ -7,7 +7,8 @@
 #      redis-server on a free loopback port; Tests/IntegrationTests/test_redis.py runs only then),
 #   4. /metrics against promtool, prometheus-client and a real Prometheus 2.42,
 #   5. the Node client's tests (node --test, against a sessiond they start),
-#   6. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live.
+#   6. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live,
+#   7. the one-minute soak (Benchmarks/soak/run.sh 60) against the debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -35,4 +36,6 @@ echo "== Node client (node --test)"
 clients/node/test/run.sh || status=1
 if [ -x prometheus/check.sh ]; then prometheus/check.sh || status=1; fi
 if [ -x prometheus/live_check.sh ]; then prometheus/live_check.sh || status=1; fi
+echo "== soak (one minute)"
+SESSIOND_BIN="$SESSIOND_BIN" Benchmarks/soak/run.sh 60 || status=1
 exit $status
