@@ -8,7 +8,8 @@
 #   4. /metrics against promtool, prometheus-client and a real Prometheus 2.42,
 #   5. the Node client's tests (node --test, against a sessiond they start),
 #   6. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live,
-#   7. the one-minute soak (Benchmarks/soak/run.sh 60) against the debug build.
+#   7. the one-minute soak (Benchmarks/soak/run.sh 60) against the debug build,
+#   8. every libFuzzer target of Fuzz/ for 15 s (scripts/fuzz.sh all 15; builds .build/fuzz first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -20,7 +21,8 @@ if ! python3 -c "import pytest, requests, yaml, openapi_schema_validator, promet
 fi
 
 status=0
-swift format lint --strict --recursive Sources Tests Benchmarks/SessionBenchmarks Package.swift Benchmarks/Package.swift \
+swift format lint --strict --recursive Sources Tests Benchmarks/SessionBenchmarks Fuzz/Sources Package.swift \
+    Benchmarks/Package.swift Fuzz/Package.swift \
     || { echo "test.sh: swift format lint found problems (fix with: swift format --in-place --recursive Sources Tests)"; status=1; }
 
 swift build --build-tests
@@ -38,4 +40,6 @@ if [ -x prometheus/check.sh ]; then prometheus/check.sh || status=1; fi
 if [ -x prometheus/live_check.sh ]; then prometheus/live_check.sh || status=1; fi
 echo "== soak (one minute)"
 SESSIOND_BIN="$SESSIOND_BIN" Benchmarks/soak/run.sh 60 || status=1
+echo "== fuzzing (15 s a target)"
+FUZZ_NICE=0 scripts/fuzz.sh all 15 || status=1
 exit $status

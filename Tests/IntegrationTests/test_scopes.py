@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import assert_error, free_port, unique, validate_response
+from conftest import assert_error, free_port, http_head, raw_request, unique, validate_response
 from test_security import run_refusal
 
 ADMINISTRATIVE = [
@@ -156,3 +156,13 @@ def test_bad_token_files_are_refused_at_start(tmp_path, problem):
     assert proc.returncode == 2, stderr
     assert "admin token" in stderr or "token file" in stderr or "no admin token" in stderr, stderr
     assert shared not in stderr
+
+
+@pytest.mark.parametrize("separator", [b"\x00", b"\t", b"", b"  "])
+def test_the_bearer_scheme_needs_exactly_one_space(server, separator):
+    """`Bearer` then one space: a byte that case-folds to a space (NUL) or any other separator is not it."""
+    head = http_head("GET", "/v1/config", [("Authorization", b"Bearer" + separator + server.api_token.encode())])
+    response = raw_request(server, head)
+    assert response is not None and response.status in (400, 401, 403), response and response.status
+    if response.status != 400:
+        assert b"api_token_missing" in response.body or b"api_token_invalid" in response.body, response.body

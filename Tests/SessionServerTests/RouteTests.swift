@@ -134,7 +134,7 @@ struct MediaTypeTests {
 
     @Test(arguments: [
         "", "text/plain", "application/jsonx", "application/json-patch+json", "application/jso",
-        "application/x-www-form-urlencoded", "applicationXjson",
+        "application/x-www-form-urlencoded", "applicationXjson", "application\u{0F}json", "APPLICATION\u{0F}JSON",
     ])
     func otherMediaTypesAreRefused(value: String) {
         #expect(!SessionAPI.isJSONMediaType(value))

@@ -271,6 +271,72 @@ struct PersistenceTests {
         #expect(logBytes.max()! < 20_000_000, "log bytes per round: \(logBytes)")
     }
 
+    /// Rows damaged in the file (found by Fuzz/Sources/FuzzReplay): times that would overflow a
+    /// deadline or the expired-token memory, a time stored as a blob, data that is not JSON. The
+    /// restart skips them, keeps the good rows, and never traps.
+    @Test(
+        "damaged rows are skipped at replay, never a crash",
+        arguments: [
+            "UPDATE sessions SET idle_timeout = -9223372036854775808",
+            "UPDATE sessions SET last_seen_at = 9223372036854775000",
+            "UPDATE sessions SET expires_at = -9223372036854775808, last_seen_at = 0",
+            "UPDATE sessions SET created_at = x'0102'",
+            "UPDATE sessions SET data = x'7b22'",
+        ]
+    )
+    func damagedRows(damage: String) async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let clock = ManualSessionClock()
+        do {
+            let harness = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+            _ = try harness.store.create(username: "damaged", data: Array(#"{"a":1}"#.utf8))
+            #expect(await harness.commit() == nil)
+            harness.close()
+        }
+        let database = try SQLiteDatabase(path: directory.dataDirectory + "/" + SessionStorage.fileName)
+        try database.execute(damage)
+        database.close()
+        let restarted = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        defer { restarted.close() }
+        #expect(restarted.replay.restored == 0)
+        #expect(restarted.replay.skipped == 1)
+        #expect(restarted.store.statistics().activeSessions == 0)
+        _ = try restarted.store.create(username: "after", data: nil)
+        #expect(restarted.store.statistics().activeSessions == 1)
+    }
+
+    /// A damaged file may hold one id in several rows (the key is created_at and id), for users of
+    /// different shards: the session is restored once.
+    @Test("an id stored twice is restored once")
+    func repeatedID() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let clock = ManualSessionClock()
+        do {
+            let harness = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+            _ = try harness.store.create(username: "original", data: nil)
+            #expect(await harness.commit() == nil)
+            harness.close()
+        }
+        let database = try SQLiteDatabase(path: directory.dataDirectory + "/" + SessionStorage.fileName)
+        for copy in 1...8 {
+            try database.execute(
+                """
+                INSERT INTO sessions (id, token_hash, username, created_at, last_seen_at, expires_at, idle_timeout, data)
+                SELECT id, randomblob(32), 'copy-\(copy)', created_at + \(copy), last_seen_at, expires_at, idle_timeout, data
+                FROM sessions WHERE username = 'original'
+                """
+            )
+        }
+        database.close()
+        let restarted = try StoredHarness(directory: directory.dataDirectory, clock: clock)
+        defer { restarted.close() }
+        #expect(restarted.replay.restored == 1)
+        #expect(restarted.replay.skipped == 8)
+        #expect(restarted.store.statistics().activeSessions == 1)
+    }
+
     private func readAll(_ path: String) -> [UInt8]? {
         guard let file = fopen(path, "rb") else { return nil }
         defer { fclose(file) }

@@ -42,6 +42,18 @@ public struct SessionRecord: Sendable, Hashable {
         self.data = data
     }
 
+    /// The latest time a record may hold: 9999-12-31T23:59:59.999Z, in milliseconds.
+    public static let latestTime: Int64 = 253_402_300_799_999
+
+    /// Whether the record's times can be a session's: every time and the idle timeout's magnitude
+    /// within 0 ... ``latestTime``, so that no deadline computed from them can overflow. A record
+    /// read back from a damaged file may fail it; ``SessionStore/restore(_:)`` skips such records.
+    public var hasPlausibleTimes: Bool {
+        let range: ClosedRange<Int64> = 0...Self.latestTime
+        return range.contains(createdAt) && range.contains(lastSeenAt) && range.contains(expiresAt)
+            && idleTimeout != .min && range.contains(idleTimeout < 0 ? -idleTimeout : idleTimeout)
+    }
+
     /// The earliest deadline and the reason the session would end at it (absolute wins ties).
     public var deadline: (at: Int64, reason: SessionEndReason) {
         Self.deadline(lastSeenAt: lastSeenAt, idleTimeout: idleTimeout, expiresAt: expiresAt)

@@ -11,7 +11,8 @@ extension SessionStore {
         /// The expired sessions, so that storage can delete them.
         public var expiredRecords: [SessionRecord] = []
         /// Records skipped because their id or token is already in the table, their username is
-        /// invalid, or the table is full.
+        /// invalid, their times are out of range (``SessionRecord/hasPlausibleTimes``), their data
+        /// is not JSON, or the table is full.
         public var skipped = 0
 
         public init() {}
@@ -49,13 +50,17 @@ extension SessionStore {
         let now = clock.nowMilliseconds()
         let maxUsernameBytes = configuration.maxUsernameBytes
         for record in records {
-            let deadline = record.deadline
-            let shardIndex = Self.shardIndex(of: record.username, mask: mask)
-            let shard = shards[shardIndex]
-            guard (try? Self.checkUsername(record.username, maxBytes: maxUsernameBytes)) != nil else {
+            // A damaged row must not stop the restart: times that would overflow a deadline, data
+            // that the data route could not serve as JSON, or a username no route accepts are skipped.
+            guard record.hasPlausibleTimes, record.data.map({ JSONValidator.isValid($0) }) ?? true,
+                (try? Self.checkUsername(record.username, maxBytes: maxUsernameBytes)) != nil
+            else {
                 report.skipped += 1
                 continue
             }
+            let deadline = record.deadline
+            let shardIndex = Self.shardIndex(of: record.username, mask: mask)
+            let shard = shards[shardIndex]
             if deadline.at <= now {
                 shard.state.withLock { $0.ended[deadline.reason.counterIndex] += 1 }
                 rememberExpired(record.tokenHash, reason: deadline.reason, endedAt: deadline.at)

@@ -51,12 +51,17 @@ extension SessionAPI {
         while let first = utf8.first, first == 0x20 || first == 0x09 { utf8 = utf8.dropFirst() }
         let expected = "application/json".utf8
         guard utf8.count >= expected.count else { return false }
-        for (byte, wanted) in zip(utf8.prefix(expected.count), expected) where byte | 0x20 != wanted | 0x20 {
-            // `|0x20` folds ASCII letters; '/' (0x2F) is unaffected.
+        for (byte, wanted) in zip(utf8.prefix(expected.count), expected) where !Self.equalsIgnoringCase(byte, wanted) {
             return false
         }
         let rest = utf8.dropFirst(expected.count)
         guard let next = rest.first else { return true }
         return next == UInt8(ascii: ";") || next == 0x20 || next == 0x09
+    }
+
+    /// Whether `byte` is `lowercase` (an ASCII byte), ignoring the case of letters only: `| 0x20`
+    /// folds letters, but would also take 0x0F for '/' or 0x00 for a space.
+    static func equalsIgnoringCase(_ byte: UInt8, _ lowercase: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(lowercase) ? byte | 0x20 == lowercase : byte == lowercase
     }
 }

@@ -164,8 +164,7 @@ public final class SessionAPI: HTTPHandler {
             let scheme: StaticString = "bearer "
             return scheme.withUTF8Buffer { scheme -> APIError? in
                 guard header.count > scheme.count else { return .apiTokenMissing }
-                for index in scheme.indices where header[index] | 0x20 != scheme[index] | 0x20 {
-                    // `| 0x20` folds ASCII letters; the space (0x20) is unaffected.
+                for index in scheme.indices where !Self.equalsIgnoringCase(header[index], scheme[index]) {
                     return .apiTokenMissing
                 }
                 guard let granted = credentials.scope(of: UnsafeBufferPointer(rebasing: header[scheme.count...])) else {

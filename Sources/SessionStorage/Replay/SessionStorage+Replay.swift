@@ -25,15 +25,21 @@ extension SessionStorage {
         let merged = RestoreAccumulator()
         var read = 0
         let undecodable: Int
+        // An id stored twice (a damaged file: the table's key is created_at and id) is restored once;
+        // the store checks ids per shard, and two rows of one id may belong to users of two shards.
+        var seenIDs = Set<SessionID>()
+        var repeatedIDs = 0
         do {
             defer { group.wait() }
-            undecodable = try table.readAll(batchSize: max(1, batchSize)) { records in
+            undecodable = try table.readAll(batchSize: max(1, batchSize)) { batch in
+                let records = batch.filter { seenIDs.insert($0.id).inserted }
+                repeatedIDs += batch.count - records.count
                 slots.wait()
                 restorers.async(group: group) {
                     merged.add(store.restore(records))
                     slots.signal()
                 }
-                read += records.count
+                read += batch.count
                 progress?(read)
             }
         }
@@ -46,7 +52,7 @@ extension SessionStorage {
         var report = ReplayReport()
         report.restored = restore.restored
         report.expired = restore.expired
-        report.skipped = restore.skipped + undecodable
+        report.skipped = restore.skipped + undecodable + repeatedIDs
         report.duration = ContinuousClock.now - start
         report.previousShutdownWasClean = previousShutdownWasClean
         report.migratedFromVersion = opening.migratedFrom

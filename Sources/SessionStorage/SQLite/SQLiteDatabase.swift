@@ -158,7 +158,14 @@ final class SQLiteDatabase {
 
         func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(raw, column) }
 
+        /// The column as an integer, or `nil` when it holds another type (SQLite would convert it).
+        func integer(_ column: Int32) -> Int64? {
+            sqlite3_column_type(raw, column) == SQLITE_INTEGER ? sqlite3_column_int64(raw, column) : nil
+        }
+
         func isNull(_ column: Int32) -> Bool { sqlite3_column_type(raw, column) == SQLITE_NULL }
+
+        func isBlob(_ column: Int32) -> Bool { sqlite3_column_type(raw, column) == SQLITE_BLOB }
 
         /// The column as text (UTF-8), or "" when NULL.
         func text(_ column: Int32) -> String {

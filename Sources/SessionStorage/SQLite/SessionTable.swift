@@ -93,8 +93,9 @@ final class SessionTable: @unchecked Sendable {
         _ = try upsert.step()
     }
 
-    /// Reads every row in `batchSize` chunks. Rows that cannot be decoded (wrong id or hash length)
-    /// are counted in the returned value, not passed on.
+    /// Reads every row in `batchSize` chunks. Rows that cannot be decoded (an id or hash that is not
+    /// a blob of the right length, a time that is not an integer: the statements that change or
+    /// delete a row would not find it) are counted in the returned value, not passed on.
     func readAll(batchSize: Int, _ body: ([SessionRecord]) throws(StorageError) -> Void) throws(StorageError) -> Int {
         var undecodable = 0
         do {
@@ -105,9 +106,11 @@ final class SessionTable: @unchecked Sendable {
             var batch: [SessionRecord] = []
             batch.reserveCapacity(batchSize)
             while try select.step() {
-                guard
+                guard select.isBlob(0), select.isBlob(1),
                     let id = select.withBlob(0, { SessionID(bytes: $0) }),
-                    let hash = select.withBlob(1, { TokenHash(bytes: $0) })
+                    let hash = select.withBlob(1, { TokenHash(bytes: $0) }),
+                    let createdAt = select.integer(3), let lastSeenAt = select.integer(4),
+                    let expiresAt = select.integer(5), let idleTimeout = select.integer(6)
                 else {
                     undecodable += 1
                     continue
@@ -118,10 +121,10 @@ final class SessionTable: @unchecked Sendable {
                         id: id,
                         tokenHash: hash,
                         username: select.text(2),
-                        createdAt: select.int64(3),
-                        lastSeenAt: select.int64(4),
-                        expiresAt: select.int64(5),
-                        idleTimeout: select.int64(6),
+                        createdAt: createdAt,
+                        lastSeenAt: lastSeenAt,
+                        expiresAt: expiresAt,
+                        idleTimeout: idleTimeout,
                         data: data
                     )
                 )
