@@ -278,7 +278,8 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {' '.join(cmd)}")
-            if self.command("PING") == b"+PONG\r\n":
+            # A server with --requirepass answers PING with -NOAUTH: it is up all the same.
+            if (self.command("PING") or b"").startswith((b"+PONG", b"-NOAUTH")):
                 return self
             time.sleep(0.02)
         raise RuntimeError(f"redis-server not answering after {timeout}s: {' '.join(cmd)}")

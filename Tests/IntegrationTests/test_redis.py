@@ -478,3 +478,39 @@ def test_a_token_whose_partition_is_out_of_range_is_malformed(make_server, redis
     assert_error(client.validate(unknown_token()), 401, "session_unknown")
     token = client.create(unique("in-range"))["token"]
     validate_response(client.validate(token), 200)
+
+
+# --------------------------------------------------------------------------------------------------
+# The Redis password stays out of logs and metrics
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["url in the environment", "password file"])
+def test_the_redis_password_is_used_and_never_logged(make_server, redis, tmp_path, how):
+    import secrets as pysecrets
+
+    password = "redis-" + pysecrets.token_urlsafe(24)
+    store = redis(["--requirepass", password])
+    if how == "password file":
+        path = tmp_path / "redis-password"
+        path.write_text(password + "\n")
+        path.chmod(0o600)
+        server = make_server(args=["--storage", "redis", "--redis-url", store.url, "--redis-password-file", str(path),
+                                   "--log-level", "trace"])
+    else:
+        server = make_server(args=["--storage", "redis", "--log-level", "trace"],
+                             env={"SESSIOND_REDIS_URL": f"redis://:{password}@127.0.0.1:{store.port}"})
+    client = server.client()
+    session = client.create(unique("auth"))
+    assert client.validate(session["token"]).status_code == 200
+    metrics = server.client(api_token=None).get("/metrics").text
+    assert password not in server.stderr_text() and password not in metrics
+
+    # A wrong password is refused at start, and not echoed either.
+    wrong = "wrong-" + pysecrets.token_urlsafe(24)
+    refused = make_server(args=["--storage", "redis", "--redis-url", f"redis://:{wrong}@127.0.0.1:{store.port}"],
+                          start=False)
+    refused.launch()
+    assert refused.proc.wait(timeout=20) == 2
+    text = refused.stderr_text()
+    assert "redis" in text and wrong not in text, text[-2000:]
