@@ -23,7 +23,7 @@ fi
 status=0
 swift format lint --strict --recursive Sources Tests Benchmarks/SessionBenchmarks Fuzz/Sources Package.swift \
     Benchmarks/Package.swift Fuzz/Package.swift \
-    || { echo "test.sh: swift format lint found problems (fix with: swift format --in-place --recursive Sources Tests)"; status=1; }
+    || { echo "test.sh: swift format lint found problems (fix with: swift format --in-place --recursive Sources Tests Fuzz/Sources)"; status=1; }
 
 swift build --build-tests
 swift test --skip-build

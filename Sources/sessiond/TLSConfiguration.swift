@@ -19,13 +19,11 @@ struct TLSConfiguration: Sendable {
                 "TLS certificate reloaded",
                 metadata: ["certificate": "\(files.certificate)", "expires": "\(Self.date(identity.notAfter))"]
             )
-        } catch let error as StartupError {
+        } catch {
             logger.error(
                 "TLS certificate not reloaded; serving the previous one",
                 metadata: ["error": "\(error.message)", "expires": "\(Self.date(identity.notAfter))"]
             )
-        } catch {
-            logger.error("TLS certificate not reloaded; serving the previous one", metadata: ["error": "\(error)"])
         }
     }
 

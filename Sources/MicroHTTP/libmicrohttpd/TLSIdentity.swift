@@ -29,7 +29,7 @@ public final class TLSIdentity: @unchecked Sendable {
     ///
     /// - Throws: ``MicroHTTPError`` ``MicroHTTPError/Code/tlsFailed`` when either does not parse or
     ///   the key does not belong to the certificate.
-    public init(certificatePEM: [UInt8], privateKeyPEM: [UInt8]) throws {
+    public init(certificatePEM: [UInt8], privateKeyPEM: [UInt8]) throws(MicroHTTPError) {
         TLSIdentity.installResolver
         guard let identity = CTLSIdentity_create() else {
             throw MicroHTTPError(code: .systemResourceFailed, message: "cannot allocate a TLS identity")
@@ -48,7 +48,7 @@ public final class TLSIdentity: @unchecked Sendable {
     /// identity keeps serving its current pair.
     ///
     /// - Throws: ``MicroHTTPError`` ``MicroHTTPError/Code/tlsFailed``, as ``init(certificatePEM:privateKeyPEM:)``.
-    public func reload(certificatePEM: [UInt8], privateKeyPEM: [UInt8]) throws {
+    public func reload(certificatePEM: [UInt8], privateKeyPEM: [UInt8]) throws(MicroHTTPError) {
         var message = [CChar](repeating: 0, count: 256)
         var notAfter: Int64 = 0
         let status = certificatePEM.withUnsafeBufferPointer { certificate in

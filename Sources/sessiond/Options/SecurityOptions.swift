@@ -69,9 +69,7 @@ struct SecurityOptions: ParsableArguments {
     static func loadIdentity(
         _ files: (certificate: String, key: String),
         into identity: TLSIdentity? = nil
-    ) throws
-        -> TLSIdentity
-    {
+    ) throws(StartupError) -> TLSIdentity {
         guard let certificate = readBytes(files.certificate, limit: 1 << 20) else {
             throw StartupError("cannot read the TLS certificate file \(files.certificate)")
         }
@@ -84,7 +82,7 @@ struct SecurityOptions: ParsableArguments {
                 return identity
             }
             return try TLSIdentity(certificatePEM: certificate, privateKeyPEM: key)
-        } catch let error as MicroHTTPError {
+        } catch {
             throw StartupError("TLS certificate \(files.certificate) and key \(files.key): \(error.message)")
         }
     }
