@@ -44,12 +44,13 @@ struct RedisClientTests {
         try redis.start()
         let client = client(redis, timeout: .seconds(5))
         defer { client.close() }
-        // BLPOP of an empty list holds the connection's answers for 300 ms; the ECHOs sent meanwhile
-        // wait in the slot and leave in one write once its answer has been read.
+        // BLPOP of an empty list holds the connection's answers until another client pushes to the
+        // list; the ECHOs sent meanwhile wait in the slot and leave in one write once its answer has
+        // been read.
         let order = Mutex<[String]>([])
         let done = DispatchGroup()
         done.enter()
-        client.send(["BLPOP", "nothing", "0.3"]) { _ in
+        client.send(["BLPOP", "held", "5"]) { _ in
             order.withLock { $0.append("blpop") }
             done.leave()
         }
@@ -65,6 +66,10 @@ struct RedisClientTests {
                 done.leave()
             }
         }
+        #expect(order.withLock { $0.isEmpty })
+        let releaser = self.client(redis)
+        defer { releaser.close() }
+        #expect(try releaser.sendAndWait(["RPUSH", "held", "go"]).get() == .integer(1))
         #expect(done.wait(timeout: .now() + 10) == .success)
         #expect(order.withLock { $0.first } == "blpop")
         let all = answers.withLock { $0 }
