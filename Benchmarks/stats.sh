@@ -15,3 +15,9 @@ paired() {
     for i in "${!measured[@]}"; do ratios+=("$(awk -v a="${measured[$i]}" -v b="${reference[$i]}" 'BEGIN {print a/b}')"); done
     echo "$(median "${ratios[@]}" | awk '{printf "%.2f", $1}') (rounds: $(printf '%.2f ' "${ratios[@]}"))"
 }
+
+# cpu_ticks PID... → the user + system CPU time of the processes so far, in clock ticks (summed)
+cpu_ticks() { local total=0 p; for p in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$total"; }
+
+# per_request TICKS REQUESTS → microseconds of CPU per request, two decimals
+per_request() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}'; }

@@ -4,7 +4,9 @@
 #   2. the Swift unit tests (swift-testing),
 #   3. the HTTP integration suite against a real sessiond (pytest) and schemathesis against openapi.yaml,
 #      once per session backend (--storage sqlite, memory, then redis: each test starts its own
-#      redis-server on a free loopback port; Tests/IntegrationTests/test_redis.py runs only then),
+#      redis-server on a free loopback port; Tests/IntegrationTests/test_redis.py runs only then), and
+#      once more with --storage redis on a Redis Cluster (SESSIOND_TEST_REDIS=cluster: each test starts
+#      its own cluster of three primaries; test_redis_cluster.py adds failover and resharding),
 #   4. /metrics against promtool, prometheus-client and a real Prometheus 2.42,
 #   5. the Node client's tests (node --test, against a sessiond they start),
 #   6. the Prometheus rules/alerts unit tests and the dashboard checks, offline and live,
@@ -33,6 +35,8 @@ for backend in sqlite memory redis; do
     echo "== integration suite with --storage $backend"
     SESSIOND_TEST_STORAGE=$backend Tests/IntegrationTests/run.sh || status=1
 done
+echo "== integration suite with --storage redis on a Redis Cluster"
+SESSIOND_TEST_STORAGE=redis SESSIOND_TEST_REDIS=cluster Tests/IntegrationTests/run.sh || status=1
 python3 -m pytest -q -p no:cacheprovider Tests/MetricsIntegration || status=1
 echo "== Node client (node --test)"
 clients/node/test/run.sh || status=1

@@ -50,7 +50,6 @@ for side in A B; do
 done
 sleep 1
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 wrk_run() {  # side url script → "req/s p99 µs-of-sessiond-CPU-per-request"
     local out before after requests

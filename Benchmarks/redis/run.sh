@@ -59,8 +59,6 @@ for side in redis memory; do
     until curl -sf "http://127.0.0.1:${port[$side]}/readyz" >/dev/null; do sleep 0.1; done
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-per_request() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}'; }
 
 wrk_run() {  # side script → "req/s p99 sessiond-µs/req redis-µs/req"
     local out before redis_before after redis_after requests

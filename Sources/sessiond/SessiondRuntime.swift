@@ -185,7 +185,8 @@ struct SessiondRuntime {
             return (
                 .redis(backend), backend,
                 [
-                    "storage": "redis", "redis": "\(configuration.client.endpoint)", "store": "\(store.id)",
+                    "storage": "redis", "redis": "\(backend.client.endpointDescription)", "store": "\(store.id)",
+                    "redis_primaries": "\(store.primaries)", "redis_wait_replicas": "\(configuration.waitReplicas)",
                     "store_created": "\(store.isNew)", "partitions": "\(store.partitions)",
                     "redis_version": "\(store.redisVersion)", "redis_persistence": "\(store.persistence)",
                 ]

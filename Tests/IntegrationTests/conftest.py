@@ -17,7 +17,9 @@ The suite is written against the behaviour of the session backend, not one imple
 passes its own. Tests that need a particular backend (restarts that keep sessions, the SQLite file)
 are marked ``@pytest.mark.storage("sqlite")`` and skipped under another one. With ``redis``, every
 server gets its own ``redis-server`` (``RedisServer``) on a free loopback port, kept across the
-server's restarts and stopped with it.
+server's restarts and stopped with it. With ``$SESSIOND_TEST_REDIS=cluster`` as well, that Redis is a
+Redis Cluster of three primaries (``RedisCluster``) instead, and modules that test one Redis server
+(``@pytest.mark.redis_topology("standalone")``) are skipped.
 """
 
 from __future__ import annotations
@@ -47,16 +49,21 @@ OPENAPI_PATH = REPO / "openapi.yaml"
 
 
 STORAGE = os.environ.get("SESSIOND_TEST_STORAGE", "sqlite")
+REDIS_TOPOLOGY = os.environ.get("SESSIOND_TEST_REDIS", "standalone")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "storage(name): the test needs this --storage backend")
+    config.addinivalue_line("markers", "redis_topology(name): the test needs this $SESSIOND_TEST_REDIS")
 
 
 def pytest_runtest_setup(item):
     marker = item.get_closest_marker("storage")
     if marker is not None and marker.args[0] != STORAGE:
         pytest.skip(f"needs --storage {marker.args[0]} (this run: {STORAGE})")
+    topology = item.get_closest_marker("redis_topology")
+    if topology is not None and topology.args[0] != REDIS_TOPOLOGY:
+        pytest.skip(f"needs SESSIOND_TEST_REDIS={topology.args[0]} (this run: {REDIS_TOPOLOGY})")
 
 
 def sessiond_bin() -> str:
@@ -313,6 +320,113 @@ class RedisServer:
             self.proc.wait(timeout=5)
 
 
+class RedisCluster:
+    """A Redis Cluster of ``primaries`` primaries with ``replicas`` replicas each, every node a
+    ``RedisServer`` (``--cluster-enabled yes``, ``--cluster-node-timeout`` ``node_timeout_ms``) on a free
+    loopback port, created with ``redis-cli --cluster create``. ``url`` names every node (the seeds)."""
+
+    def __init__(self, workdir: Path, primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 1000,
+                 args: list[str] | None = None):
+        self.workdir = Path(workdir)
+        self.primaries = primaries
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.nodes: list[RedisServer] = []
+        count = primaries * (1 + replicas)
+        self.bus_ports: list[int] = []
+        for index in range(count):
+            port = free_port()
+            self.bus_ports.append(free_port())
+            self.nodes.append(RedisServer(
+                self.workdir / f"node{index}",
+                args=["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                      "--cluster-node-timeout", str(node_timeout_ms),
+                      # The bus on a free port of its own: the default, port + 10000, may be taken.
+                      "--cluster-port", str(self.bus_ports[-1]),
+                      # A replica syncs at once (the default waits 5 s for other replicas to join).
+                      "--repl-diskless-sync-delay", "0"] + list(args or []),
+                port=port))
+        self.created = False
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 30.0) -> "RedisCluster":
+        for node in self.nodes:
+            if not node.alive():
+                node.start()
+        if not self.created and self.replicas == 0:
+            # Without replicas, by hand: each primary takes its share of the slots and meets the
+            # others (redis-cli --cluster create waits a whole second for the join).
+            share = 16384 // self.primaries
+            for index, node in enumerate(self.nodes):
+                last = 16383 if index == self.primaries - 1 else (index + 1) * share - 1
+                node.command("CLUSTER", "ADDSLOTSRANGE", str(index * share), str(last))
+                for other, bus in zip(self.nodes, self.bus_ports):
+                    if other is not node:
+                        node.command("CLUSTER", "MEET", "127.0.0.1", str(other.port), str(bus))
+            self.created = True
+        if not self.created:
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            subprocess.run(["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas",
+                            str(self.replicas), "--cluster-yes"], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.STDOUT, timeout=timeout)
+            self.created = True
+        self.wait_ok(timeout)
+        return self
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every live node says ``cluster_state:ok`` and knows the same primaries, and every live
+        replica has synced with its primary (a replica that never synced cannot take over)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            live = [node for node in self.nodes if node.alive()]
+            states = [node.command("CLUSTER", "INFO") or b"" for node in live]
+            if all(b"cluster_state:ok" in state for state in states):
+                views = {tuple(sorted(self.primary_ports(node))) for node in live}
+                replication = [self.cli("INFO", "replication", node=node) for node in live]
+                synced = all("master_link_status:up" in text for text in replication if "role:slave" in text)
+                if len(views) == 1 and synced:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("the Redis Cluster did not reach cluster_state:ok with its replicas synced")
+
+    def cli(self, *args: str, node: "RedisServer | None" = None, timeout: float = 10.0) -> str:
+        """``redis-cli`` against ``node`` (default: the first live one); its output as text."""
+        node = node or next(n for n in self.nodes if n.alive())
+        out = subprocess.run(["redis-cli", "-p", str(node.port), *args], capture_output=True, text=True,
+                             timeout=timeout)
+        return out.stdout
+
+    def primary_ports(self, node: "RedisServer | None" = None) -> list[int]:
+        """The ports of the primaries serving slots, as ``node`` sees them."""
+        ports = set()
+        for line in self.cli("CLUSTER", "NODES", node=node).splitlines():
+            fields = line.split()
+            if len(fields) >= 9 and "master" in fields[2] and "fail" not in fields[2]:
+                ports.add(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
+        return sorted(ports)
+
+    def node(self, port: int) -> RedisServer:
+        return next(node for node in self.nodes if node.port == port)
+
+    def command(self, *args: str, timeout: float = 2.0) -> bytes | None:
+        """A command without keys, sent to the first live node."""
+        return next(n for n in self.nodes if n.alive()).command(*args, timeout=timeout)
+
+    def keys_per_primary(self) -> dict[int, int]:
+        """How many keys each primary holds (``DBSIZE``)."""
+        return {port: int(self.cli("DBSIZE", node=self.node(port)).strip()) for port in self.primary_ports()}
+
+    def alive(self) -> bool:
+        return all(node.alive() for node in self.nodes)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
 class Server:
     """One sessiond process on 127.0.0.1:<free port>."""
 
@@ -341,7 +455,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self._stderr: Any = None
         self._stdout: Any = None
-        self.redis: RedisServer | None = None  # the server's own Redis under --storage redis
+        self.redis: RedisServer | RedisCluster | None = None  # the server's own Redis under --storage redis
 
     @property
     def storage(self) -> str:
@@ -417,7 +531,8 @@ class Server:
         chooses_redis = any(a == "--redis-url" or a.startswith("--redis-url=") for a in self.extra_args)
         if self.storage == "redis" and not chooses_redis and "SESSIOND_REDIS_URL" not in self.extra_env:
             if self.redis is None:
-                self.redis = RedisServer(self.workdir / "redis")
+                self.redis = (RedisCluster(self.workdir / "redis") if REDIS_TOPOLOGY == "cluster"
+                              else RedisServer(self.workdir / "redis"))
             if not self.redis.alive():
                 self.redis.start()
             cmd += ["--redis-url", self.redis.url]

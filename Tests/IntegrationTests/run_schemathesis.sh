@@ -40,8 +40,10 @@ cleanup() {
         wait "$PID" 2>/dev/null || true
     fi
     if [[ -n "$REDIS_PID" ]]; then
-        kill -TERM "$REDIS_PID" 2>/dev/null || true
-        wait "$REDIS_PID" 2>/dev/null || true
+        # shellcheck disable=SC2086 # one pid, or the three of a cluster
+        kill -TERM $REDIS_PID 2>/dev/null || true
+        # shellcheck disable=SC2086
+        wait $REDIS_PID 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }
@@ -54,7 +56,29 @@ chmod 600 "$WORK/api-token"
 BASE="http://127.0.0.1:$PORT"
 
 STORAGE_ARGS=(--storage "${SESSIOND_TEST_STORAGE:-sqlite}")
-if [[ "${SESSIOND_TEST_STORAGE:-sqlite}" == redis ]]; then
+if [[ "${SESSIOND_TEST_STORAGE:-sqlite}" == redis && "${SESSIOND_TEST_REDIS:-standalone}" == cluster ]]; then
+    # A Redis Cluster of this run's own: three primaries on free loopback ports.
+    URLS=()
+    ADDRESSES=()
+    for node in 1 2 3; do
+        NODE_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+        mkdir -p "$WORK/redis$node"
+        BUS_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+        redis-server --port "$NODE_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis$node" \
+            --cluster-enabled yes --cluster-node-timeout 1000 --cluster-port "$BUS_PORT" \
+            --logfile "$WORK/redis$node/redis.log" &
+        REDIS_PID="$REDIS_PID $!"
+        for _ in $(seq 100); do redis-cli -p "$NODE_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+        URLS+=("redis://127.0.0.1:$NODE_PORT")
+        ADDRESSES+=("127.0.0.1:$NODE_PORT")
+    done
+    redis-cli --cluster create "${ADDRESSES[@]}" --cluster-yes >/dev/null
+    for _ in $(seq 200); do
+        redis-cli -p "${ADDRESSES[2]##*:}" cluster info | grep -q cluster_state:ok && break
+        sleep 0.05
+    done
+    STORAGE_ARGS+=(--redis-url "$(IFS=,; echo "${URLS[*]}")")
+elif [[ "${SESSIOND_TEST_STORAGE:-sqlite}" == redis ]]; then
     # A redis-server of this run's own, on a free loopback port.
     REDIS_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \

@@ -2,7 +2,10 @@
 session ended exactly once, events that cross instances, and failing closed when Redis is away.
 
 Every test starts its own redis-server (conftest.RedisServer) on a free loopback port and its own
-sessiond instances on it. The module runs only under SESSIOND_TEST_STORAGE=redis.
+sessiond instances on it. The module runs only under SESSIOND_TEST_STORAGE=redis; with
+SESSIOND_TEST_REDIS=cluster every test's Redis is a cluster of three primaries (conftest.RedisCluster)
+instead, and the tests of one server's particulars (its keys, its password, kill -9 with an AOF) are
+skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import pytest
 import requests
 
 from conftest import (
+    REDIS_TOPOLOGY,
+    RedisCluster,
     RedisServer,
     assert_error,
     metric,
@@ -31,11 +36,15 @@ pytestmark = pytest.mark.storage("redis")
 
 @pytest.fixture
 def redis(tmp_path):
-    """Starts Redis servers for a test (``redis(args)``), stopped at its end."""
-    started: list[RedisServer] = []
+    """Starts Redis servers for a test (``redis(args)``), stopped at its end: one server, or a cluster
+    of three primaries under SESSIOND_TEST_REDIS=cluster."""
+    started: list[RedisServer | RedisCluster] = []
 
-    def factory(args: list[str] | None = None, port: int | None = None) -> RedisServer:
-        server = RedisServer(tmp_path / f"redis{len(started)}", args=args, port=port)
+    def factory(args: list[str] | None = None, port: int | None = None) -> RedisServer | RedisCluster:
+        if REDIS_TOPOLOGY == "cluster":
+            server = RedisCluster(tmp_path / f"redis{len(started)}", args=args)
+        else:
+            server = RedisServer(tmp_path / f"redis{len(started)}", args=args, port=port)
         started.append(server)
         return server.start()
 
@@ -300,6 +309,7 @@ def test_redis_down_answers_503_at_once_and_recovers_without_a_restart(make_serv
     assert (metric(samples, "sessiond_redis_reconnects_total") or 0) >= 1
 
 
+@pytest.mark.redis_topology("standalone")
 def test_kill_9_of_redis_with_appendfsync_always_loses_nothing_acknowledged(make_server, redis):
     store = redis(["--appendonly", "yes", "--appendfsync", "always"])
     server = instances(make_server, store, 1)[0]
@@ -441,6 +451,7 @@ def test_an_unreachable_redis_at_start_is_a_clear_error(make_server):
 HOSTILE_NAMES = ["{0}", "}{", "a{b}c", "x:y", "with space", "sd:{1}:u:evil", "{", "}", "ü{}:", "*", "\\", "%00"]
 
 
+@pytest.mark.redis_topology("standalone")
 def test_usernames_cannot_reach_other_keys_or_break_the_hash_tag(make_server, redis):
     store = redis()
     server = instances(make_server, store, 1)[0]
@@ -485,6 +496,7 @@ def test_a_token_whose_partition_is_out_of_range_is_malformed(make_server, redis
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.redis_topology("standalone")
 @pytest.mark.parametrize("how", ["url in the environment", "password file"])
 def test_the_redis_password_is_used_and_never_logged(make_server, redis, tmp_path, how):
     import secrets as pysecrets

@@ -6,18 +6,22 @@ import Glibc
 /// `posix_spawn`, stopped with SIGTERM and `waitpid`).
 final class RedisProcess {
     let port: Int
+    /// Configuration directives after the defaults (`["--cluster-enabled", "yes"]`).
+    let extraArguments: [String]
     private var pid: pid_t = 0
 
-    init(port: Int? = nil) {
+    init(port: Int? = nil, extraArguments: [String] = []) {
         self.port = port ?? Self.freePort()
+        self.extraArguments = extraArguments
     }
 
     /// Starts the server and waits until it accepts connections.
     func start() throws {
-        let arguments = [
-            "redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", "/tmp", "--logfile", "",
-        ]
+        let arguments =
+            [
+                "redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", "/tmp", "--logfile", "",
+            ] + extraArguments
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var actions = posix_spawn_file_actions_t()

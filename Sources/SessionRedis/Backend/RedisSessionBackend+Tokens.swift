@@ -109,10 +109,15 @@ extension RedisSessionBackend {
         let started = RedisClient.now()
         client.sendPipelined(reads) { [self] results in
             recordDuration("validate_read", since: started)
-            guard case .success(let session) = interpret(results[0], operation: "validate_read"),
-                case .success(let mark) = interpret(results[1], operation: "validate_read")
-            else {
-                return promise.fail(Self.unavailable("Redis: validation"))
+            let session: RedisValue
+            let mark: RedisValue
+            switch (
+                interpret(results[0], operation: "validate_read"), interpret(results[1], operation: "validate_read")
+            ) {
+            case (.success(let first), .success(let second)):
+                (session, mark) = (first, second)
+            case (.failure(let error), _), (_, .failure(let error)):
+                return promise.fail(error)
             }
             let outcome: SessionValidation?
             if session.array?.first == .null {

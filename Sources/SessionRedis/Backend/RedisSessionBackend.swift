@@ -23,8 +23,8 @@ import Synchronization
 /// ```
 public final class RedisSessionBackend: SessionBackend {
     public let events = SessionEventHub()
-    /// The connection pool every operation goes through.
-    public let client: RedisClient
+    /// The connections every operation goes through: one server's, or a Redis Cluster's.
+    public let client: any RedisCommandSender
     /// What was found when the store was opened.
     public let store: RedisStoreDescription
     /// The settings this instance was started with.
@@ -48,6 +48,9 @@ public final class RedisSessionBackend: SessionBackend {
         let call: @Sendable (String, Duration) -> Void
     }
     private let commandObserver = Mutex<CommandObserver?>(nil)
+    /// With `--redis-wait-replicas`: the servers whose replicas did not confirm a write, until when
+    /// (uptime nanoseconds) writes to them fail at once.
+    private let unconfirmedServers = Mutex<[RedisEndpoint: UInt64]>([:])
     private let contextArguments: [[UInt8]]
     private let reaperState = Mutex(ReaperState())
     private let isRestoring = Atomic<Bool>(false)
@@ -58,12 +61,32 @@ public final class RedisSessionBackend: SessionBackend {
         var isStopped = false
     }
 
-    /// Connects, checks and opens the store (see ``RedisStoreSetup``); blocking, for startup.
+    /// Connects, checks and opens the store (see ``RedisStoreSetup``); blocking, for startup. The
+    /// first seed that answers tells whether Redis is a cluster (`cluster_enabled:1`).
     /// - Throws: ``RedisStoreError`` naming what is wrong (unreachable, too old, evicting, …).
     public static func open(configuration: RedisStoreConfiguration) throws(RedisStoreError) -> RedisSessionBackend {
-        let client = RedisClient(configuration: configuration.client)
+        let client: any RedisCommandSender
+        if RedisClusterClient.isCluster(seeds: configuration.seeds, timeout: configuration.client.timeout) == true {
+            guard configuration.client.endpoint.database == 0 else {
+                throw RedisStoreError(
+                    "a Redis Cluster has only database 0: remove /\(configuration.client.endpoint.database) from --redis-url"
+                )
+            }
+            do {
+                client = try RedisClusterClient(seeds: configuration.seeds, configuration: configuration.client)
+            } catch {
+                throw RedisStoreError("Redis Cluster: \(error.message)")
+            }
+        } else {
+            client = RedisClient(configuration: configuration.client)
+        }
         do {
-            let store = try RedisStoreSetup.open(client: client, configuration: configuration)
+            var store = try RedisStoreSetup.open(client: client, configuration: configuration)
+            if let cluster = client as? RedisClusterClient {
+                store.isCluster = true
+                store.primaries = cluster.map.primaries.count
+                cluster.prepareNewPrimaries { node in try? RedisStoreSetup.loadLibrary(node) }
+            }
             return RedisSessionBackend(client: client, store: store, settings: configuration)
         } catch {
             client.close()
@@ -71,7 +94,7 @@ public final class RedisSessionBackend: SessionBackend {
         }
     }
 
-    private init(client: RedisClient, store: RedisStoreDescription, settings: RedisStoreConfiguration) {
+    private init(client: any RedisCommandSender, store: RedisStoreDescription, settings: RedisStoreConfiguration) {
         self.client = client
         self.store = store
         self.settings = settings
@@ -83,7 +106,11 @@ public final class RedisSessionBackend: SessionBackend {
             Array("\(max(1, settings.eventsKeptPerPartition))".utf8),
             Array("\(settings.expiredTokenRetention.milliseconds)".utf8),
         ]
-        tail = RedisEventTail(endpoint: settings.client.endpoint, store: store)
+        if let cluster = client as? RedisClusterClient {
+            tail = RedisEventTail(source: .cluster(cluster), store: store)
+        } else {
+            tail = RedisEventTail(source: .server(settings.client.endpoint), store: store)
+        }
     }
 
     /// Whether Redis answered the last attempt to reach it.
@@ -204,10 +231,88 @@ public final class RedisSessionBackend: SessionBackend {
         completion: @escaping @Sendable (Result<RedisValue, SessionError>) -> Void
     ) {
         let started = DispatchTime.now().uptimeNanoseconds
-        client.send(command) { [self] result in
-            recordDuration(operation, since: started)
-            completion(interpret(result, operation: operation))
+        guard settings.waitReplicas > 0, !Self.readOnlyOperations.contains(operation) else {
+            return client.send(command) { [self] result in
+                recordDuration(operation, since: started)
+                completion(interpret(result, operation: operation))
+            }
         }
+        // A primary whose replicas did not confirm a write within the last second gets no write
+        // (each `WAIT` there would hold its connection, and the reads queued behind it, for the
+        // whole wait): the call fails at once, and the first one after that second tries again.
+        let server = client.server(of: command)
+        if let server, let until = unconfirmedServers.withLock({ $0[server] }), started < until {
+            client.recordError(.unconfirmed)
+            return completion(.failure(Self.unavailable("fewer than \(settings.waitReplicas) replicas confirm writes")))
+        }
+        // `WAIT` right after the call on the same connection: it answers once that many replicas
+        // have every write the connection made so far, this call's included.
+        client.sendPipelined([command, waitCommand]) { [self] results in
+            recordDuration(operation, since: started)
+            completion(confirmed(interpret(results[0], operation: operation), wait: results[1], server: server))
+        }
+    }
+
+    /// Operations that never write, so that `--redis-wait-replicas` need not wait for them.
+    static let readOnlyOperations: Set<String> = [
+        RedisFunctionLibrary.data, RedisFunctionLibrary.session, RedisFunctionLibrary.list,
+        RedisFunctionLibrary.userSessions, RedisFunctionLibrary.users, RedisFunctionLibrary.statistics,
+        "configuration", "statistics",
+    ]
+
+    /// `WAIT <replicas> <timeout>`: the replicas of ``RedisStoreConfiguration/waitReplicas``, within
+    /// a quarter of the client's timeout and at most 100 ms (a replica that keeps up confirms within
+    /// a round trip; the wait holds the connection's other commands).
+    var waitCommand: [[UInt8]] {
+        let milliseconds = max(1, min(100, Int(settings.client.timeout / .milliseconds(1)) / 4))
+        return [Array("WAIT".utf8), Array("\(settings.waitReplicas)".utf8), Array("\(milliseconds)".utf8)]
+    }
+
+    /// A call's result once `WAIT` answered: `storage_unavailable` when fewer replicas than required
+    /// confirmed it in time (the write may or may not survive a failover, so it is not
+    /// acknowledged). Then, and when no answer came in time (the server is busy with earlier waits),
+    /// writes to `server` fail at once for a second.
+    func confirmed(
+        _ result: Result<RedisValue, SessionError>,
+        wait: Result<RedisValue, RedisClientError>,
+        server: RedisEndpoint?
+    ) -> Result<RedisValue, SessionError> {
+        var outcome = result
+        var isUnconfirmed = false
+        switch (result, wait) {
+        case (.failure, .failure(let error)):
+            isUnconfirmed = error.code == .timeout
+        case (.failure, _):
+            break
+        case (.success, .success(.error(let message))):
+            client.recordErrorReply()
+            outcome = .failure(Self.unavailable("Redis refused WAIT: \(message)"))
+        case (.success, .failure(let error)):
+            isUnconfirmed = error.code == .timeout
+            outcome = .failure(Self.unavailable("Redis: \(error.code.rawValue) waiting for replicas"))
+        case (.success, .success(let reply)):
+            if let replicas = reply.integer {
+                if replicas < Int64(settings.waitReplicas) {
+                    isUnconfirmed = true
+                    client.recordError(.unconfirmed)
+                    let detail = "\(replicas) of \(settings.waitReplicas) replicas confirmed the write in time"
+                    outcome = .failure(Self.unavailable(detail))
+                }
+            } else {
+                outcome = .failure(Self.malformedReply("WAIT"))
+            }
+        }
+        if let server {
+            let now = DispatchTime.now().uptimeNanoseconds
+            unconfirmedServers.withLock { blocked in
+                if isUnconfirmed {
+                    blocked[server] = now + 1_000_000_000
+                } else if case .success = outcome {
+                    blocked[server] = nil
+                }
+            }
+        }
+        return outcome
     }
 
     /// Loads the library, the store's description and the configuration again, one restore at a time

@@ -22,7 +22,7 @@ import Synchronization
 /// let client = RedisClient(configuration: .init(endpoint: try RedisEndpoint(url: "redis://127.0.0.1:6379")))
 /// client.send(["PING"]) { result in print(result) }
 /// ```
-public final class RedisClient: Sendable {
+public final class RedisClient: RedisCommandSender {
     public typealias Completion = @Sendable (Result<RedisValue, RedisClientError>) -> Void
 
     public let configuration: RedisClientConfiguration
@@ -107,49 +107,17 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// Sends one command of text arguments.
-    public func send(_ arguments: [String], completion: @escaping Completion) {
-        send(arguments.map { Array($0.utf8) }, completion: completion)
-    }
-
-    /// Sends several commands at once (on any connections); `completion` gets their answers in order
-    /// once every one is known.
-    public func sendAll(
-        _ commands: [[[UInt8]]],
-        completion: @escaping @Sendable ([Result<RedisValue, RedisClientError>]) -> Void
-    ) {
-        guard !commands.isEmpty else { return completion([]) }
-        let collector = RedisResultCollector(count: commands.count, completion: completion)
-        for (index, command) in commands.enumerated() {
-            send(command) { collector.set(index, $0) }
-        }
-    }
-
-    /// Sends one command and waits for its answer: for startup and tests, never on a thread that
-    /// serves requests.
-    public func sendAndWait(_ arguments: [[UInt8]]) -> Result<RedisValue, RedisClientError> {
-        sendAllAndWait([arguments])[0]
-    }
-
-    /// Same as ``sendAndWait(_:)-(_)`` with text arguments.
-    public func sendAndWait(_ arguments: [String]) -> Result<RedisValue, RedisClientError> {
-        sendAndWait(arguments.map { Array($0.utf8) })
-    }
-
-    /// ``sendAll(_:completion:)``, waiting: for startup and tests.
-    public func sendAllAndWait(_ commands: [[[UInt8]]]) -> [Result<RedisValue, RedisClientError>] {
-        let done = DispatchSemaphore(value: 0)
-        let box = Mutex<[Result<RedisValue, RedisClientError>]>([])
-        sendAll(commands) { results in
-            box.withLock { $0 = results }
-            done.signal()
-        }
-        done.wait()
-        return box.withLock { $0 }
-    }
-
     /// Whether a connection is open.
     public var isUp: Bool { slots.contains { $0.isConnected } }
+
+    public var endpointDescription: String { "\(configuration.endpoint)" }
+
+    public func server(of command: [[UInt8]]) -> RedisEndpoint? { configuration.endpoint }
+
+    /// `arguments` to this one server.
+    public func sendToEveryPrimaryAndWait(_ arguments: [[UInt8]]) -> [Result<RedisValue, RedisClientError>] {
+        [sendAndWait(arguments)]
+    }
 
     /// Counts so far.
     public var statistics: RedisClientStatistics {
@@ -161,6 +129,8 @@ public final class RedisClient: Sendable {
     /// Counts an error reply (`-ERR`, `-OOM`, `-READONLY`, `-LOADING`, …) that a caller could not use:
     /// Redis answered, but not with what was asked.
     public func recordErrorReply() { record(.reply) }
+
+    public func recordError(_ code: RedisClientError.Code) { record(code) }
 
     /// Closes the connections (what waits for an answer fails) and waits for their threads to end.
     public func close() {

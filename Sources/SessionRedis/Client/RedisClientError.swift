@@ -18,9 +18,12 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
         public static let reply = Code("reply")
         /// The client is closed.
         public static let closed = Code("closed")
+        /// A write was carried out but fewer replicas than `--redis-wait-replicas` confirmed it in
+        /// time (`WAIT`), so it was not acknowledged.
+        public static let unconfirmed = Code("unconfirmed")
 
         /// Every code, for pre-created metric series.
-        public static let all: [Code] = [.connect, .timeout, .io, .reply, .closed]
+        public static let all: [Code] = [.connect, .timeout, .io, .reply, .closed, .unconfirmed]
     }
 
     public var code: Code

@@ -9,3 +9,11 @@ public struct RedisClientStatistics: Sendable, Hashable {
 
     public init() {}
 }
+
+extension RedisClientStatistics {
+    /// Adds `other`'s counts (not its ``isUp``).
+    mutating func add(_ other: RedisClientStatistics) {
+        for (code, count) in other.errors { errors[code, default: 0] += count }
+        reconnects += other.reconnects
+    }
+}

@@ -17,8 +17,23 @@ import Synchronization
 /// that subscribers of other instances can resume here at once. When entries it had not read were
 /// trimmed meanwhile (`max-deleted-entry-id` past its position), or the store was replaced, it tells
 /// subscribers there is a gap.
+///
+/// **On a Redis Cluster** a command reads one slot, so one stream: each look sends, for every
+/// partition, `TIME` and then `XREAD` of its stream, together to the partition's primary (through
+/// ``RedisClusterClient``, which follows the slots as they move). An entry the `XREAD` did not return
+/// gets an id at or past that `TIME` on that node, so the entries older than the smallest `TIME` of
+/// the look are complete. There is no blocking read over several slots: the tail looks every 20 ms
+/// while events flow and every 50 ms when quiet.
 public final class RedisEventTail: SessionEventFeed {
-    private let endpoint: RedisEndpoint
+    /// Where the streams are read.
+    enum Source {
+        /// One server, on the tail's own connection.
+        case server(RedisEndpoint)
+        /// A cluster, through the store's client.
+        case cluster(RedisClusterClient)
+    }
+
+    private let source: Source
     private let partitions: Int
     private let storeID: String
     /// Every partition's stream key, in partition order: the keys of each `XREAD`.
@@ -33,9 +48,11 @@ public final class RedisEventTail: SessionEventFeed {
     static let lookInterval = Duration.milliseconds(5)
     /// The newest entries read from each partition at start.
     static let primingCount = 32
+    /// The pause between two looks on a cluster while events flow, and while quiet.
+    static let clusterLookIntervals = (flowing: Duration.milliseconds(20), quiet: Duration.milliseconds(50))
 
-    init(endpoint: RedisEndpoint, store: RedisStoreDescription) {
-        self.endpoint = endpoint
+    init(source: Source, store: RedisStoreDescription) {
+        self.source = source
         partitions = store.partitions
         storeID = store.id
         streamKeys = (0..<store.partitions).map { Array(RedisKeys.events($0).utf8) }
@@ -68,7 +85,10 @@ public final class RedisEventTail: SessionEventFeed {
     func start() {
         finished.enter()
         DispatchQueue(label: "sessiond.redis.events").async { [self] in
-            run()
+            switch source {
+            case .server(let endpoint): run(endpoint)
+            case .cluster(let client): run(client)
+            }
             finished.leave()
         }
     }
@@ -86,7 +106,10 @@ public final class RedisEventTail: SessionEventFeed {
         var event: SessionEvent
     }
 
-    private func run() {
+    /// Sends commands and reads their answers, in order (an error reply is an answer).
+    private typealias Exchange = ([[[UInt8]]]) throws(RedisClientError) -> [RedisValue]
+
+    private func run(_ endpoint: RedisEndpoint) {
         var cursors: [String]?
         var latest = SessionEventPosition.zero
         var pause = Duration.milliseconds(100)
@@ -97,10 +120,16 @@ public final class RedisEventTail: SessionEventFeed {
                     endpoint: endpoint,
                     timeout: .milliseconds(Self.blockMilliseconds) + .seconds(2)
                 )
+                let exchange: Exchange = { commands throws(RedisClientError) in
+                    for command in commands { try connection.append(command) }
+                    var replies: [RedisValue] = []
+                    for _ in commands { replies.append(try connection.readReply()) }
+                    return replies
+                }
                 if let known = cursors {
-                    cursors = try checkContinuity(connection, cursors: known, latest: &latest)
+                    cursors = try checkContinuity(exchange, cursors: known, latest: &latest)
                 } else {
-                    cursors = try prime(connection, latest: &latest)
+                    cursors = try prime(exchange, latest: &latest)
                 }
                 pause = .milliseconds(100)
                 try follow(connection, cursors: &cursors!, latest: &latest)
@@ -112,26 +141,125 @@ public final class RedisEventTail: SessionEventFeed {
         }
     }
 
+    private func run(_ client: RedisClusterClient) {
+        let exchange: Exchange = { commands throws(RedisClientError) in
+            var replies: [RedisValue] = []
+            for result in client.sendAllAndWait(commands) {
+                switch result {
+                case .success(let reply): replies.append(reply)
+                case .failure(let error): throw error
+                }
+            }
+            return replies
+        }
+        var cursors: [String]?
+        var latest = SessionEventPosition.zero
+        var pending: [Entry] = []
+        var failedBefore = false
+        var pause = Duration.milliseconds(100)
+        while !isStopped.load(ordering: .relaxed) {
+            do {
+                if cursors == nil {
+                    cursors = try prime(exchange, latest: &latest)
+                } else if failedBefore {
+                    cursors = try checkContinuity(exchange, cursors: cursors!, latest: &latest)
+                }
+                failedBefore = false
+                pause = .milliseconds(100)
+                let arrived = try look(client, cursors: &cursors!, latest: &latest, pending: &pending)
+                Self.sleep(arrived ? Self.clusterLookIntervals.flowing : Self.clusterLookIntervals.quiet)
+            } catch {
+                // A primary unreachable or failing over: try again, from the same positions.
+                failedBefore = true
+                Self.sleep(pause)
+                pause = min(pause * 2, .seconds(1))
+            }
+        }
+    }
+
+    /// One look at every partition of a cluster (see the type's documentation); delivers what is
+    /// complete and returns whether entries arrived. Entries read before a failure stay pending.
+    private func look(
+        _ client: RedisClusterClient,
+        cursors: inout [String],
+        latest: inout SessionEventPosition,
+        pending: inout [Entry]
+    ) throws(RedisClientError) -> Bool {
+        let replies = Mutex([[Result<RedisValue, RedisClientError>]](repeating: [], count: partitions))
+        let done = DispatchGroup()
+        for partition in 0..<partitions {
+            done.enter()
+            client.sendPipelined([
+                [Array("TIME".utf8)],
+                ["XREAD", "COUNT", "1000", "STREAMS"].map { Array($0.utf8) }
+                    + [streamKeys[partition], Array(cursors[partition].utf8)],
+            ]) { results in
+                replies.withLock { $0[partition] = results }
+                done.leave()
+            }
+        }
+        done.wait()
+        var watermark = UInt64.max
+        var failure: RedisClientError?
+        var arrived = false
+        for results in replies.withLock({ $0 }) {
+            guard results.count == 2, case .success(let time) = results[0], case .success(let streams) = results[1],
+                let clock = time.array, clock.count == 2, let seconds = clock[0].integer, let micros = clock[1].integer
+            else {
+                failure =
+                    results.lazy.compactMap { result -> RedisClientError? in
+                        if case .failure(let error) = result { return error }
+                        return nil
+                    }.first ?? RedisClientError(code: .reply, message: "unexpected answer to the event look")
+                continue
+            }
+            if case .error(let message) = streams {
+                failure = RedisClientError(code: .reply, message: message)
+                continue
+            }
+            let entries = read(streams, cursors: &cursors)
+            arrived = arrived || !entries.isEmpty
+            pending += entries
+            watermark = min(watermark, UInt64(seconds * 1000 + micros / 1000))
+        }
+        if let failure { throw failure }
+        deliverComplete(&pending, before: watermark, latest: &latest)
+        return arrived || !pending.isEmpty
+    }
+
+    /// Delivers, in position order, the pending entries older than `watermark` (Redis milliseconds:
+    /// no entry can still appear before them) and keeps the rest.
+    private func deliverComplete(_ pending: inout [Entry], before watermark: UInt64, latest: inout SessionEventPosition)
+    {
+        pending.sort { $0.position < $1.position }
+        let complete = pending.prefix { $0.position.major < watermark }
+        for entry in complete {
+            deliver(.event(entry.event, entry.position))
+            latest = entry.position
+        }
+        pending.removeFirst(complete.count)
+    }
+
     /// Reads the newest entries of every partition and delivers the part of the merged order they
     /// cover completely; returns every partition's position.
     private func prime(
-        _ connection: RedisConnection,
+        _ exchange: Exchange,
         latest: inout SessionEventPosition
     ) throws(RedisClientError)
         -> [String]
     {
-        for partition in 0..<partitions {
-            try connection.append(
+        let replies = try exchange(
+            (0..<partitions).map { partition in
                 ["XREVRANGE", RedisKeys.events(partition), "+", "-", "COUNT", "\(Self.primingCount)"].map {
                     Array($0.utf8)
                 }
-            )
-        }
+            }
+        )
         var entries: [Entry] = []
         var cursors: [String] = []
         var cutoff = SessionEventPosition.zero
-        for partition in 0..<partitions {
-            let reply = try connection.readReply()
+        for (partition, reply) in replies.enumerated() {
+            if case .error(let message) = reply { throw RedisClientError(code: .reply, message: message) }
             let read = (reply.array ?? []).compactMap { Self.entry($0, partition: partition) }
             cursors.append(read.first.map { "\($0.position.major)-\($0.position.minor)" } ?? "0-0")
             // A partition with a full count may have older entries: the merged order is complete only
@@ -152,23 +280,23 @@ public final class RedisEventTail: SessionEventFeed {
     /// After a reconnect: whether entries after the tail's positions were trimmed, or the store was
     /// replaced (then subscribers are told of a gap and the tail starts over).
     private func checkContinuity(
-        _ connection: RedisConnection,
+        _ exchange: Exchange,
         cursors: [String],
         latest: inout SessionEventPosition
     )
         throws(RedisClientError) -> [String]
     {
-        let meta = try connection.command(["HGET", RedisKeys.meta, "id"])
+        let meta = try exchange([["HGET", RedisKeys.meta, "id"].map { Array($0.utf8) }])[0]
+        if case .error(let message) = meta { throw RedisClientError(code: .reply, message: message) }
         guard meta.string == storeID else {
             deliver(.reset(latest))
             return Array(repeating: "0-0", count: partitions)
         }
-        for partition in 0..<partitions {
-            try connection.append(["XINFO", "STREAM", RedisKeys.events(partition)].map { Array($0.utf8) })
-        }
+        let replies = try exchange(
+            (0..<partitions).map { ["XINFO", "STREAM", RedisKeys.events($0)].map { Array($0.utf8) } }
+        )
         var lost = false
-        for partition in 0..<partitions {
-            let reply = try connection.readReply()
+        for (partition, reply) in replies.enumerated() {
             guard let fields = reply.array else { continue }
             for index in stride(from: 0, to: fields.count - 1, by: 2)
             where fields[index].string == "max-deleted-entry-id" {
@@ -221,14 +349,7 @@ public final class RedisEventTail: SessionEventFeed {
             else { throw RedisClientError(code: .reply, message: "unexpected answer to the event transaction") }
             let arrived = read(results[1], cursors: &cursors)
             pending += arrived
-            let now = UInt64(seconds * 1000 + micros / 1000)
-            pending.sort { $0.position < $1.position }
-            let complete = pending.prefix { $0.position.major < now }
-            for entry in complete {
-                deliver(.event(entry.event, entry.position))
-                latest = entry.position
-            }
-            pending.removeFirst(complete.count)
+            deliverComplete(&pending, before: UInt64(seconds * 1000 + micros / 1000), latest: &latest)
             // While events flow, look again a little later rather than at once: each look reads every
             // partition's stream, so fewer, fuller looks cost Redis less (events wait ≤ 5 ms more).
             flowing = !arrived.isEmpty

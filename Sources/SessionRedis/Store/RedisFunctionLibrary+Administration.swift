@@ -24,16 +24,11 @@ extension RedisFunctionLibrary {
         -- ARGV: ctx, username. {'OK', ended sessions}.
         redis.register_function('sd1_revoke_user', function(keys, args)
           local p, ctx, now = prefix(keys), context(args), now_ms()
-          local ended = {}
           local ukey = p .. 'u:' .. args[3]
-          for _, id in ipairs(redis.call('ZRANGE', ukey, 0, -1)) do
-            local s = load_id(p, id)
-            if s then
-              ended[#ended + 1] = finish(p, ctx, s, 'revoked', now, now)
-            else
-              redis.call('ZREM', ukey, id)
-            end
-          end
+          local found, strays = load_all(p, redis.call('ZRANGE', ukey, 0, -1))
+          local ended = {}
+          for _, s in ipairs(found) do ended[#ended + 1] = finish(p, ctx, s, 'revoked', now, now) end
+          for _, id in ipairs(strays) do redis.call('ZREM', ukey, id) end
           return {'OK', ended}
         end)
 
@@ -41,15 +36,10 @@ extension RedisFunctionLibrary {
         -- {'OK', more (0/1), ended sessions}.
         redis.register_function('sd1_delete_some', function(keys, args)
           local p, ctx, now = prefix(keys), context(args), now_ms()
+          local found, strays = load_all(p, redis.call('ZRANGE', p .. 'all', 0, tonumber(args[3]) - 1))
           local ended = {}
-          for _, id in ipairs(redis.call('ZRANGE', p .. 'all', 0, tonumber(args[3]) - 1)) do
-            local s = load_id(p, id)
-            if s then
-              ended[#ended + 1] = finish(p, ctx, s, 'revoked', now, now)
-            else
-              redis.call('ZREM', p .. 'all', id)
-            end
-          end
+          for _, s in ipairs(found) do ended[#ended + 1] = finish(p, ctx, s, 'revoked', now, now) end
+          for _, id in ipairs(strays) do redis.call('ZREM', p .. 'all', id) end
           return {'OK', redis.call('EXISTS', p .. 'all'), ended}
         end)
 
@@ -59,20 +49,17 @@ extension RedisFunctionLibrary {
           local p, ctx, now = prefix(keys), context(args), now_ms()
           local limit = tonumber(args[3])
           local due = redis.call('ZRANGE', p .. 'dl', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+          local found, strays = load_all(p, due)
           local ended = {}
-          for _, id in ipairs(due) do
-            local s = load_id(p, id)
-            if not s then
-              redis.call('ZREM', p .. 'dl', id)
+          for _, s in ipairs(found) do
+            local at, reason = deadline(s)
+            if now >= at then
+              ended[#ended + 1] = finish(p, ctx, s, reason, at, now)
             else
-              local at, reason = deadline(s)
-              if now >= at then
-                ended[#ended + 1] = finish(p, ctx, s, reason, at, now)
-              else
-                redis.call('ZADD', p .. 'dl', at, id)
-              end
+              redis.call('ZADD', p .. 'dl', at, s.id)
             end
           end
+          for _, id in ipairs(strays) do redis.call('ZREM', p .. 'dl', id) end
           local more = 0
           if #due == limit then more = 1 end
           return {'OK', more, ended}

@@ -10,6 +10,12 @@
 /// clock), and, when it may end a session, `ARGV[1]` = the length kept of the partition's event
 /// stream and `ARGV[2]` = how long (ms) the token of a session ended by timeout answers "expired".
 ///
+/// **Every key a function writes is read, or named in an `EXISTS` (`fence`), before its first
+/// write.** On a Redis Cluster, while the partition's slot moves to another node, a script that
+/// touches a key already moved fails at that touch (`TRYAGAIN`, or "non local key"), so it fails
+/// before writing anything, never halfway, and the client tries it again until the slot has moved
+/// (see ``RedisClusterClient``). Outside a move the `EXISTS` costs a microsecond and changes nothing.
+///
 /// Replies: `{'OK', …}`; `{'E', code, detail}` for a refusal; `{'U'}` for an unknown token;
 /// `{'X', reason, ended}` for a token whose session has expired (`ended`: the session this call ended,
 /// or nil when it had ended before). A session is `{id, username, createdAt, lastSeenAt, idleTimeout,
@@ -85,6 +91,34 @@ enum RedisFunctionLibrary {
           return idle, 'idle_timeout'
         end
 
+        -- Touches keys about to be written (see the library's documentation): on a cluster, fails the
+        -- call here, before any write, while one of them is on its way to another node.
+        local function fence(...)
+          redis.call('EXISTS', ...)
+        end
+
+        -- Fences every key finish() writes for session s.
+        local function fence_finish(p, s)
+          fence(p .. 'k:' .. s.th, p .. 'i:' .. s.id, p .. 'u:' .. s.u, p .. 'users', p .. 'all', p .. 'dl',
+                p .. 'x:' .. s.th, p .. 'ev')
+        end
+
+        -- The sessions of ids, each fenced for finish(), and the ids without a session: every read
+        -- and fence before the caller's first write.
+        local function load_all(p, ids)
+          local found, strays = {}, {}
+          for _, id in ipairs(ids) do
+            local s = load_id(p, id)
+            if s then
+              fence_finish(p, s)
+              found[#found + 1] = s
+            else
+              strays[#strays + 1] = id
+            end
+          end
+          return found, strays
+        end
+
         local function row(s)
           return {s.id, s.u, s.c, s.l, s.i, s.x, s.d}
         end
@@ -96,6 +130,7 @@ enum RedisFunctionLibrary {
         -- Ends a session: every key and index entry goes, the event is appended, and the token of a
         -- session ended by timeout is remembered for the retention.
         local function finish(p, ctx, s, reason, at, now)
+          fence_finish(p, s)
           if at < s.c then at = s.c end
           redis.call('DEL', p .. 'k:' .. s.th, p .. 'i:' .. s.id)
           local ukey = p .. 'u:' .. s.u
@@ -150,22 +185,19 @@ enum RedisFunctionLibrary {
           if cfg.cap > 0 and count >= cfg.cap and cfg.policy == 'reject' then
             return {'E', 'session_limit_reached', cfg.cap}
           end
-          -- The id is claimed first (nothing is written when it is taken); a token hash is 240
-          -- random bits of a token, and checked too.
-          if redis.call('EXISTS', p .. 'k:' .. th) == 1 or not redis.call('SET', p .. 'i:' .. id, th, 'NX') then
+          -- A taken id or token hash (240 random bits of a token) is refused before anything is written.
+          if redis.call('EXISTS', p .. 'k:' .. th) == 1 or redis.call('EXISTS', p .. 'i:' .. id) == 1 then
             return {'E', 'collision', 0}
           end
-          local ended = {}
+          local victims, strays = {}, {}
           if cfg.cap > 0 and count >= cfg.cap then
-            for _, victim in ipairs(redis.call('ZRANGE', ukey, 0, count - cfg.cap)) do
-              local s = load_id(p, victim)
-              if s then
-                ended[#ended + 1] = finish(p, ctx, s, 'evicted', now, now)
-              else
-                redis.call('ZREM', ukey, victim)
-              end
-            end
+            victims, strays = load_all(p, redis.call('ZRANGE', ukey, 0, count - cfg.cap))
           end
+          fence(p .. 'meta', p .. 'users', p .. 'all', p .. 'dl', p .. 'seen', p .. 'ev')
+          redis.call('SET', p .. 'i:' .. id, th)
+          local ended = {}
+          for _, s in ipairs(victims) do ended[#ended + 1] = finish(p, ctx, s, 'evicted', now, now) end
+          for _, victim in ipairs(strays) do redis.call('ZREM', ukey, victim) end
           local seq = redis.call('HINCRBY', p .. 'meta', 'seq', 1)
           local x = now + life
           local fields = {'id', id, 'u', u, 'c', now, 'l', now, 'i', idle, 'x', x}
@@ -194,6 +226,7 @@ enum RedisFunctionLibrary {
             local idle = s.i
             if idle < 0 then idle = -settings(p).idle end
             if idle ~= s.i or now - s.l >= math.abs(idle) / 10 then
+              fence(p .. 'dl', p .. 'seen')
               s.l, s.i = now, idle
               redis.call('HSET', p .. 'k:' .. s.th, 'l', now, 'i', idle)
               redis.call('ZADD', p .. 'dl', math.min(now + math.abs(idle), s.x), s.id)
@@ -238,6 +271,7 @@ enum RedisFunctionLibrary {
           if not s then return reply end
           local th = args[4]
           if redis.call('EXISTS', p .. 'k:' .. th) == 1 then return {'E', 'collision', 0} end
+          fence(p .. 'i:' .. s.id)
           redis.call('RENAME', p .. 'k:' .. s.th, p .. 'k:' .. th)
           redis.call('SET', p .. 'i:' .. s.id, th)
           return {'OK', row(s)}

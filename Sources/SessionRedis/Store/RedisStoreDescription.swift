@@ -13,6 +13,10 @@ public struct RedisStoreDescription: Sendable, Hashable {
     /// How the server persists writes: `aof appendfsync=always`, `aof appendfsync=everysec`,
     /// `rdb only`, `none` (`unknown` when it cannot be read).
     public var persistence: String
+    /// The primaries serving the store: 1 for one server, the cluster's primaries otherwise.
+    public var primaries: Int = 1
+    /// Whether the store is on a Redis Cluster.
+    public var isCluster = false
 }
 
 /// Why a Redis store cannot be used, naming the setting or step at fault.

@@ -6,25 +6,30 @@ import SessionCore
 enum RedisStoreSetup {
     /// Runs every step; blocking (startup only).
     static func open(
-        client: RedisClient,
+        client: any RedisCommandSender,
         configuration: RedisStoreConfiguration
     ) throws(RedisStoreError)
         -> RedisStoreDescription
     {
-        let server = try info(client, section: "server")
-        let version = server["redis_version"] ?? "unknown"
-        guard let major = version.split(separator: ".").first.flatMap({ Int($0) }), major >= 7 else {
-            throw RedisStoreError(
-                "Redis \(version) is too old: sessiond needs Redis 7 or later (Functions, ZRANGE BYSCORE)"
-            )
+        // Each primary must be fit: one evicting node of a cluster corrupts the partitions it serves.
+        var version = "unknown"
+        for server in try infoOfEveryPrimary(client, section: "server") {
+            version = server["redis_version"] ?? "unknown"
+            guard let major = version.split(separator: ".").first.flatMap({ Int($0) }), major >= 7 else {
+                throw RedisStoreError(
+                    "Redis \(version) is too old: sessiond needs Redis 7 or later (Functions, ZRANGE BYSCORE)"
+                )
+            }
         }
-        let memory = try info(client, section: "memory")
-        let policy = memory["maxmemory_policy"] ?? "unknown"
-        guard policy == "noeviction" else {
-            throw RedisStoreError(
-                "Redis maxmemory-policy is \(policy): a store must not evict keys (an evicted index key corrupts it); "
-                    + "set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf)"
-            )
+        var policy = "unknown"
+        for memory in try infoOfEveryPrimary(client, section: "memory") {
+            policy = memory["maxmemory_policy"] ?? "unknown"
+            guard policy == "noeviction" else {
+                throw RedisStoreError(
+                    "Redis maxmemory-policy is \(policy): a store must not evict keys (an evicted index key corrupts it); "
+                        + "set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf)"
+                )
+            }
         }
         let persistence = try readPersistence(client)
         try loadLibrary(client)
@@ -46,7 +51,7 @@ enum RedisStoreSetup {
     /// Loads the library, the store's description (with its id) and the configuration again into a
     /// Redis that lost them.
     static func restore(
-        client: RedisClient,
+        client: any RedisCommandSender,
         store: RedisStoreDescription,
         sessionDefaults: SessionStore.Configuration
     )
@@ -58,14 +63,14 @@ enum RedisStoreSetup {
         try copyConfiguration(client, written, partitions: store.partitions)
     }
 
-    /// `FUNCTION LOAD REPLACE` of ``RedisFunctionLibrary``.
-    static func loadLibrary(_ client: RedisClient) throws(RedisStoreError) {
-        let reply = try command(
+    /// `FUNCTION LOAD REPLACE` of ``RedisFunctionLibrary`` on every primary.
+    static func loadLibrary(_ client: any RedisCommandSender) throws(RedisStoreError) {
+        let replies = try everyPrimary(
             client,
             ["FUNCTION", "LOAD", "REPLACE", RedisFunctionLibrary.source],
             doing: "FUNCTION LOAD"
         )
-        guard reply.string == RedisFunctionLibrary.name else {
+        for reply in replies where reply.string != RedisFunctionLibrary.name {
             throw RedisStoreError("FUNCTION LOAD answered \(reply)")
         }
     }
@@ -73,7 +78,7 @@ enum RedisStoreSetup {
     /// Sets `fields` of the store's configuration (`sd:config`); returns the whole configuration with
     /// its new version.
     static func writeConfiguration(
-        _ client: RedisClient,
+        _ client: any RedisCommandSender,
         _ fields: [(String, String)]
     ) throws(RedisStoreError)
         -> RedisConfigurationFields
@@ -89,7 +94,7 @@ enum RedisStoreSetup {
 
     /// Writes `configuration` to every partition that holds an older version.
     static func copyConfiguration(
-        _ client: RedisClient,
+        _ client: any RedisCommandSender,
         _ configuration: RedisConfigurationFields,
         partitions: Int
     )
@@ -109,7 +114,7 @@ enum RedisStoreSetup {
 
     /// Reads the store's description, creating it (with `newID`, or a random one) when there is none.
     private static func openDescription(
-        _ client: RedisClient,
+        _ client: any RedisCommandSender,
         partitions: Int,
         newID: String? = nil
     )
@@ -128,7 +133,7 @@ enum RedisStoreSetup {
         return (id, Int(count), created == 1)
     }
 
-    private static func readPersistence(_ client: RedisClient) throws(RedisStoreError) -> String {
+    private static func readPersistence(_ client: any RedisCommandSender) throws(RedisStoreError) -> String {
         let persistence = try info(client, section: "persistence")
         if persistence["aof_enabled"] == "1" {
             let fsync: String
@@ -150,18 +155,53 @@ enum RedisStoreSetup {
         }
     }
 
-    private static func info(_ client: RedisClient, section: String) throws(RedisStoreError) -> [String: String] {
-        let reply = try command(client, ["INFO", section], doing: "INFO \(section)")
-        var fields: [String: String] = [:]
-        for line in (reply.string ?? "").split(whereSeparator: { $0 == "\r\n" || $0 == "\n" }) {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
+    private static func info(
+        _ client: any RedisCommandSender,
+        section: String
+    ) throws(RedisStoreError) -> [String: String] {
+        try infoOfEveryPrimary(client, section: section)[0]
+    }
+
+    /// `INFO section` of every primary, as fields.
+    private static func infoOfEveryPrimary(
+        _ client: any RedisCommandSender,
+        section: String
+    ) throws(RedisStoreError) -> [[String: String]] {
+        try everyPrimary(client, ["INFO", section], doing: "INFO \(section)").map { reply in
+            var fields: [String: String] = [:]
+            for line in (reply.string ?? "").split(whereSeparator: { $0 == "\r\n" || $0 == "\n" }) {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
+            }
+            return fields
         }
-        return fields
+    }
+
+    /// A command without keys on every primary; throws on the first that fails.
+    private static func everyPrimary(
+        _ client: any RedisCommandSender,
+        _ arguments: [String],
+        doing step: String
+    ) throws(RedisStoreError) -> [RedisValue] {
+        var replies: [RedisValue] = []
+        for result in client.sendToEveryPrimaryAndWait(arguments.map { Array($0.utf8) }) {
+            switch result {
+            case .success(.error(let message)):
+                throw RedisStoreError("\(step): Redis answered \(message)")
+            case .success(let value):
+                replies.append(value)
+            case .failure(let error):
+                throw RedisStoreError("\(step): \(error) (\(client.endpointDescription))")
+            }
+        }
+        guard !replies.isEmpty else {
+            throw RedisStoreError("\(step): no Redis primary (\(client.endpointDescription))")
+        }
+        return replies
     }
 
     private static func command(
-        _ client: RedisClient,
+        _ client: any RedisCommandSender,
         _ arguments: [String],
         doing step: String
     ) throws(RedisStoreError)
@@ -173,7 +213,7 @@ enum RedisStoreSetup {
         case .success(let value):
             return value
         case .failure(let error):
-            throw RedisStoreError("\(step): \(error) (\(client.configuration.endpoint))")
+            throw RedisStoreError("\(step): \(error) (\(client.endpointDescription))")
         }
     }
 }

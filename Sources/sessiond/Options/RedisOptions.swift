@@ -10,8 +10,9 @@ import Glibc
 struct RedisOptions: ParsableArguments {
     @Option(
         help: """
-            Redis of --storage redis: redis://[user:password@]host[:port][/db]. Put a password in \
-            SESSIOND_REDIS_URL or --redis-password-file, not on the command line.
+            Redis of --storage redis: redis://[user:password@]host[:port][/db]; for a Redis Cluster, \
+            several seed nodes separated by commas (the cluster is detected by itself). Put a password \
+            in SESSIOND_REDIS_URL or --redis-password-file, not on the command line.
             """
     )
     var redisUrl = "redis://127.0.0.1:6379"
@@ -31,21 +32,33 @@ struct RedisOptions: ParsableArguments {
     @Option(help: "Events kept in each partition's Redis stream, for instances that fall behind.")
     var redisEventsKept = 1000
 
+    @Option(
+        help: """
+            Replicas that must confirm each write (Redis WAIT) before it is acknowledged, so that a \
+            primary's failover loses no acknowledged login or logout; 0 does not wait.
+            """
+    )
+    var redisWaitReplicas = 0
+
     /// The Redis store's configuration, checked.
     func storeConfiguration(sessions: SessionStore.Configuration) throws -> RedisStoreConfiguration {
-        var endpoint: RedisEndpoint
-        do {
-            endpoint = try RedisEndpoint(url: redisUrl)
-        } catch {
-            throw StartupError("--redis-url: \(error.message)")
+        var seeds: [RedisEndpoint] = []
+        for url in redisUrl.split(separator: ",", omittingEmptySubsequences: false) {
+            do {
+                let trimmed = url.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()
+                seeds.append(try RedisEndpoint(url: String(trimmed)))
+            } catch {
+                throw StartupError("--redis-url: \(error.message)")
+            }
         }
         if let path = redisPasswordFile {
             guard let contents = SecurityOptions.readFile(path) else {
                 throw StartupError("cannot read the Redis password file \(path)")
             }
-            endpoint.password = String(
+            let password = String(
                 contents.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()
             )
+            for index in seeds.indices { seeds[index].password = password }
         }
         let timeout = try OptionValue.milliseconds(redisTimeout, "--redis-timeout", within: 0.001...60)
         guard (1...64).contains(redisConnections) else {
@@ -54,15 +67,20 @@ struct RedisOptions: ParsableArguments {
         guard (1...65_536).contains(redisPartitions) else {
             throw StartupError("--redis-partitions must be from 1 to 65536, not \(redisPartitions)")
         }
+        guard (0...16).contains(redisWaitReplicas) else {
+            throw StartupError("--redis-wait-replicas must be from 0 to 16, not \(redisWaitReplicas)")
+        }
         guard (10...1_000_000).contains(redisEventsKept) else {
             throw StartupError("--redis-events-kept must be from 10 to 1000000, not \(redisEventsKept)")
         }
         return RedisStoreConfiguration(
             client: RedisClientConfiguration(
-                endpoint: endpoint,
+                endpoint: seeds[0],
                 timeout: .milliseconds(timeout),
                 connections: redisConnections
             ),
+            seeds: seeds,
+            waitReplicas: redisWaitReplicas,
             partitions: redisPartitions,
             eventsKeptPerPartition: redisEventsKept,
             expiredTokenRetention: sessions.expiredTokenRetention,
