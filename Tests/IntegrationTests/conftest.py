@@ -408,6 +408,13 @@ class RedisCluster:
                 ports.add(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
         return sorted(ports)
 
+    def replica_ports(self, primary: RedisServer) -> list[int]:
+        """The ports of ``primary``'s replicas."""
+        nodes = [line.split() for line in self.cli("CLUSTER", "NODES", node=primary).splitlines()]
+        me = next(fields[0] for fields in nodes if "myself" in fields[2])
+        return [int(fields[1].split("@")[0].rsplit(":", 1)[1]) for fields in nodes
+                if "slave" in fields[2] and fields[3] == me]
+
     def node(self, port: int) -> RedisServer:
         return next(node for node in self.nodes if node.port == port)
 

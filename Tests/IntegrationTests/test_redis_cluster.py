@@ -9,7 +9,6 @@ module runs under SESSIOND_TEST_STORAGE=redis SESSIOND_TEST_REDIS=cluster.
 from __future__ import annotations
 
 import concurrent.futures
-import re
 import secrets
 import subprocess
 import threading
@@ -18,7 +17,7 @@ import time
 import pytest
 import requests
 
-from conftest import RedisCluster, assert_error, metric, scrape, unique, validate_response
+from conftest import RedisCluster, metric, scrape, unique
 from test_events import EventStream
 
 pytestmark = [pytest.mark.storage("redis"), pytest.mark.redis_topology("cluster")]
@@ -73,8 +72,9 @@ def test_the_store_spreads_over_every_primary(make_server, cluster):
 
 
 class Traffic:
-    """Logins and logouts from ``threads`` threads against ``server`` until stopped; remembers what
-    was acknowledged (201 logins, 204 logouts) and every status."""
+    """Logins, validations and logouts from ``threads`` threads against ``server`` until stopped; remembers
+    what was acknowledged (201 logins, 204 logouts) and every status. Each thread validates and logs out
+    only its own sessions, so a 401 is never a race between threads."""
 
     def __init__(self, server, threads: int = 4):
         self.server = server
@@ -99,42 +99,38 @@ class Traffic:
         with self.lock:
             self.statuses[status] = self.statuses.get(status, 0) + 1
 
+    def call(self, send) -> requests.Response | None:
+        try:
+            response = send()
+        except requests.RequestException:
+            self.count(0)
+            return None
+        self.count(response.status_code)
+        return response
+
     def run(self, index: int) -> None:
         client = self.server.client()
+        mine: list[str] = []
         turn = 0
         while not self.stop_event.is_set():
             turn += 1
-            try:
-                response = client.post("/v1/sessions", json_body={"username": f"u{index}-{turn % 50}"}, timeout=5)
-            except requests.RequestException:
-                self.count(0)
-                continue
-            self.count(response.status_code)
-            if response.status_code == 201:
+            response = self.call(lambda: client.post("/v1/sessions", json_body={"username": f"u{index}-{turn % 50}"},
+                                                     timeout=5))
+            if response is not None and response.status_code == 201:
                 body = response.json()
+                mine.append(body["token"])
                 with self.lock:
                     self.alive[body["token"]] = body["id"]
-            if turn % 3 == 0:
+            if mine:
+                self.call(lambda: client.get("/v1/session", session_token=mine[-1], timeout=5))
+            if turn % 3 == 0 and mine:
+                token = mine.pop(0)
                 with self.lock:
-                    token = next(iter(self.alive), None)
-                    if token is not None:
-                        del self.alive[token]
-                if token is None:
-                    continue
-                try:
-                    response = client.delete("/v1/session", session_token=token, timeout=5)
-                except requests.RequestException:
-                    self.count(0)
-                    continue
-                self.count(response.status_code)
-                if response.status_code == 204:
+                    del self.alive[token]
+                response = self.call(lambda: client.delete("/v1/session", session_token=token, timeout=5))
+                if response is not None and response.status_code == 204:
                     with self.lock:
                         self.logged_out.append(token)
-
-    def since(self, before: dict[int, int]) -> dict[int, int]:
-        with self.lock:
-            return {status: count - before.get(status, 0) for status, count in self.statuses.items()
-                    if count != before.get(status, 0)}
 
     def lost(self) -> tuple[int, int]:
         """(acknowledged logins that no longer validate, acknowledged logouts that validate again)."""
@@ -167,7 +163,7 @@ def fail_over(store: RedisCluster, server, tokens: list[str], waits_for_replicas
     partition (writes): with --redis-wait-replicas 1 the promoted primary takes writes only once it
     has a replica again."""
     victim = store.node(store.primary_ports()[0])
-    survivor = next(node for node in store.nodes if node.port != victim.port and node.port in store.primary_ports())
+    replica = store.node(store.replica_ports(victim)[0])
     victim.kill9()
     killed = time.monotonic()
     local = threading.local()
@@ -186,7 +182,7 @@ def fail_over(store: RedisCluster, server, tokens: list[str], waits_for_replicas
     # Every probe at once (32 connections, within --max-connections-per-client with the traffic's): one
     # look takes at most --redis-timeout (0.25 s), the granularity of the times.
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(tokens)) as pool:
-        promoted = until(lambda: len(store.primary_ports(survivor)) == 3 and victim.port not in store.primary_ports(survivor))
+        promoted = until(lambda: "role:master" in store.cli("INFO", "replication", node=replica))
         assert promoted is not None, "Redis did not promote the replica"
         assert until(lambda: all(pool.map(validates, tokens))) is not None, \
             "sessiond did not serve validations again after the failover"
@@ -206,13 +202,14 @@ def fail_over(store: RedisCluster, server, tokens: list[str], waits_for_replicas
 
 
 def assert_recovered(rounds: list[tuple[float, float, float]], writes: bool) -> None:
-    """sessiond serves again within a second of Redis's promotion of the replica (its own part:
-    reading the new map), and within cluster-node-timeout + 3 s of the kill. Redis's own part, from the
+    """sessiond serves again within 1.5 s of Redis's promotion of the replica (its own part: the news
+    reaching the other nodes, reading the new map; measured to 0.25 s), and within
+    cluster-node-timeout + 3 s of the kill. Redis's own part, from the
     kill to the promotion, took 1.3 to 2.7 s here with a 1 s cluster-node-timeout (failure reports,
     then an election delayed by 0.5 to 1 s)."""
     for promoted, reads, logins in rounds:
         served = max(reads, logins) if writes else reads
-        assert served - promoted < 1.0, report(rounds)
+        assert served - promoted < 1.5, report(rounds)
         assert served < NODE_TIMEOUT_MS / 1000 + 3, report(rounds)
 
 
@@ -238,7 +235,7 @@ def test_failover_with_wait_replicas_loses_no_acknowledged_login_or_logout(make_
           f"statuses {traffic.statuses}")
     assert_recovered(recoveries, writes=False)
     assert (missing, revived) == (0, 0)
-    assert set(traffic.statuses) <= {201, 204, 503}, traffic.statuses
+    assert set(traffic.statuses) <= {200, 201, 204, 503}, traffic.statuses
     assert len(traffic.alive) > 100 and len(traffic.logged_out) > 100
     samples = scrape(server)
     assert metric(samples, "sessiond_redis_up") == 1
@@ -262,8 +259,8 @@ def test_failover_without_wait_recovers_and_reports_what_it_lost(make_server, cl
           f"promotion/validations/logins: {report(recoveries)}; {len(traffic.alive)} logins and "
           f"{len(traffic.logged_out)} logouts acknowledged, {missing} logins lost, {revived} logouts lost")
     assert_recovered(recoveries, writes=True)
-    # 401: the logout of a lost session.
-    assert set(traffic.statuses) <= {201, 204, 401, 503}, traffic.statuses
+    # 401: the validation or logout of a lost session.
+    assert set(traffic.statuses) <= {200, 201, 204, 401, 503}, traffic.statuses
 
 
 def test_resharding_under_load_loses_nothing(make_server, cluster):
@@ -286,7 +283,7 @@ def test_resharding_under_load_loses_nothing(make_server, cluster):
             assert reshard.returncode == 0, reshard.stdout[-3000:] + reshard.stderr[-3000:]
             time.sleep(0.5)
         for traffic in (first, second):
-            assert set(traffic.statuses) <= {201, 204}, traffic.statuses
+            assert set(traffic.statuses) <= {200, 201, 204}, traffic.statuses
             assert traffic.lost() == (0, 0)
         assert store.primary_ports() == sorted(ids)
         # Every event once, in the same order on both instances.

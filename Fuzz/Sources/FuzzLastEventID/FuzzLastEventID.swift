@@ -102,7 +102,7 @@ private final class RedisShapedFeed: SessionEventFeed {
 private let storeID = "0f1e2d3c4b5a"
 private let partitions = 8
 private let redisTail = RedisEventTail(
-    endpoint: RedisEndpoint(host: "127.0.0.1", port: 1),
+    source: .server(RedisEndpoint(host: "127.0.0.1", port: 1)),
     store: RedisStoreDescription(
         id: storeID,
         partitions: partitions,
