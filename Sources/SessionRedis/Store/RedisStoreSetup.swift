@@ -185,14 +185,7 @@ enum RedisStoreSetup {
     ) throws(RedisStoreError) -> [RedisValue] {
         var replies: [RedisValue] = []
         for result in client.sendToEveryPrimaryAndWait(arguments.map { Array($0.utf8) }) {
-            switch result {
-            case .success(.error(let message)):
-                throw RedisStoreError("\(step): Redis answered \(message)")
-            case .success(let value):
-                replies.append(value)
-            case .failure(let error):
-                throw RedisStoreError("\(step): \(error) (\(client.endpointDescription))")
-            }
+            replies.append(try reply(result, client, doing: step))
         }
         guard !replies.isEmpty else {
             throw RedisStoreError("\(step): no Redis primary (\(client.endpointDescription))")
@@ -207,7 +200,16 @@ enum RedisStoreSetup {
     ) throws(RedisStoreError)
         -> RedisValue
     {
-        switch client.sendAndWait(arguments) {
+        try reply(client.sendAndWait(arguments), client, doing: step)
+    }
+
+    /// The reply in `result`; an error reply or no answer throws, naming `step`.
+    private static func reply(
+        _ result: Result<RedisValue, RedisClientError>,
+        _ client: any RedisCommandSender,
+        doing step: String
+    ) throws(RedisStoreError) -> RedisValue {
+        switch result {
         case .success(.error(let message)):
             throw RedisStoreError("\(step): Redis answered \(message)")
         case .success(let value):
