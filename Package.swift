@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "SessionCore", "CHiredis",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -51,6 +51,12 @@ struct SessiondRuntime {
         let metricsListener = try options.http.metricsListener()
         let (sessions, backend, storageFields) = try openSessions(options, storeConfiguration)
         if logger.logLevel <= .debug { logEvents(of: backend.events, to: logger) }
+        if let redis = backend as? RedisSessionBackend, redis.store.requiresFullCoverage {
+            logger.warning(
+                "Redis Cluster with cluster-require-full-coverage yes: while a primary fails over, every session fails; set it to no so that only that primary's sessions do",
+                metadata: ["redis": "\(redis.client.endpointDescription)"]
+            )
+        }
         let storeID = (backend as? LocalSessionBackend)?.storeID ?? (backend as? RedisSessionBackend)?.store.id ?? ""
         let metrics = SessionMetrics(
             events: backend.events,
@@ -182,15 +188,14 @@ struct SessiondRuntime {
             }
             backend.startBackgroundWork()
             let store = backend.store
-            return (
-                .redis(backend), backend,
-                [
-                    "storage": "redis", "redis": "\(backend.client.endpointDescription)", "store": "\(store.id)",
-                    "redis_primaries": "\(store.primaries)", "redis_wait_replicas": "\(configuration.waitReplicas)",
-                    "store_created": "\(store.isNew)", "partitions": "\(store.partitions)",
-                    "redis_version": "\(store.redisVersion)", "redis_persistence": "\(store.persistence)",
-                ]
-            )
+            var fields: Logger.Metadata = [
+                "storage": "redis", "redis": "\(backend.client.endpointDescription)", "store": "\(store.id)",
+                "redis_primaries": "\(store.primaries)", "redis_wait_replicas": "\(configuration.waitReplicas)",
+                "store_created": "\(store.isNew)", "partitions": "\(store.partitions)",
+                "redis_version": "\(store.redisVersion)", "redis_persistence": "\(store.persistence)",
+            ]
+            if store.isCluster { fields["redis_full_coverage"] = "\(store.requiresFullCoverage ? "yes" : "no")" }
+            return (.redis(backend), backend, fields)
         case .sqlite:
             let storage: SessionStorage
             do {

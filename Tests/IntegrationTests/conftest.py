@@ -323,10 +323,12 @@ class RedisServer:
 class RedisCluster:
     """A Redis Cluster of ``primaries`` primaries with ``replicas`` replicas each, every node a
     ``RedisServer`` (``--cluster-enabled yes``, ``--cluster-node-timeout`` ``node_timeout_ms``) on a free
-    loopback port, created with ``redis-cli --cluster create``. ``url`` names every node (the seeds)."""
+    loopback port, created with ``redis-cli --cluster create``. ``url`` names every node (the seeds).
+    ``full_coverage`` is ``cluster-require-full-coverage``: off by default, as the README recommends
+    (a primary's failover then stops only its own slots)."""
 
     def __init__(self, workdir: Path, primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 1000,
-                 args: list[str] | None = None):
+                 args: list[str] | None = None, full_coverage: bool = False):
         self.workdir = Path(workdir)
         self.primaries = primaries
         self.replicas = replicas
@@ -344,7 +346,8 @@ class RedisCluster:
                       # The bus on a free port of its own: the default, port + 10000, may be taken.
                       "--cluster-port", str(self.bus_ports[-1]),
                       # A replica syncs at once (the default waits 5 s for other replicas to join).
-                      "--repl-diskless-sync-delay", "0"] + list(args or []),
+                      "--repl-diskless-sync-delay", "0",
+                      "--cluster-require-full-coverage", "yes" if full_coverage else "no"] + list(args or []),
                 port=port))
         self.created = False
 

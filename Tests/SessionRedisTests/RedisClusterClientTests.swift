@@ -46,6 +46,11 @@ import Testing
         #expect(map.slotCounts == [5461, 5462, 5461])
         #expect(map.coversEverySlot)
         #expect(map.primary(ofSlot: 5461)?.port == 7001)
+        #expect(map.slotsServedElsewhere(than: map) == 0)
+        var moving = map
+        moving.assign(slot: 5461, to: map.primaries[0])
+        moving.assign(slot: 16383, to: RedisEndpoint(host: "127.0.0.1", port: 7005))
+        #expect(moving.slotsServedElsewhere(than: map) == 2 && map.slotsServedElsewhere(than: moving) == 2)
         #expect(
             RedisClusterMap(
                 reply: .array([.array([.integer(0), .integer(99_999), node(1, "x")])]),
@@ -61,7 +66,8 @@ import Testing
 
 /// Three primaries formed by hand (`CLUSTER ADDSLOTSRANGE`, `CLUSTER MEET`), each a `RedisProcess`
 /// with its cluster bus on a free port of its own (`--cluster-port`: the default, port + 10000, may be
-/// taken or past 65535).
+/// taken or past 65535), and `cluster-require-full-coverage no` (a node out of reach stops its own
+/// slots only).
 final class LocalCluster {
     let nodes: [RedisProcess]
     let ports: [Int]
@@ -76,6 +82,7 @@ final class LocalCluster {
                 extraArguments: [
                     "--cluster-enabled", "yes", "--cluster-config-file", "sessiond-test-nodes-\(port).conf",
                     "--cluster-node-timeout", "1000", "--cluster-port", "\(busPort)",
+                    "--cluster-require-full-coverage", "no",
                 ]
             )
         }
@@ -153,6 +160,32 @@ final class LocalCluster {
         #expect(client.sendToEveryPrimaryAndWait([Array("PING".utf8)]).count == 3)
         #expect(client.isUp)
         #expect(client.statistics.errors.isEmpty)
+    }
+
+    @Test func aPrimaryOutOfReachStopsItsOwnSlotsOnly() throws {
+        let local = try LocalCluster()
+        let client = try cluster(local)
+        defer { client.close() }
+        // The first primary of the map: a command without keys went there.
+        let lost = try #require(client.map.primaries.first)
+        try #require(local.nodes.first { $0.port == lost.port }).stop()
+        var waited = 0
+        while client.isUp, waited < 100 {
+            usleep(20_000)
+            waited += 1
+        }
+        #expect(!client.isUp && client.isReachable)
+        #expect(try client.sendAndWait(["TIME"]).get().array?.count == 2)
+        let keys = (0..<60).map { "key{\($0)}" }
+        let writes = client.sendAllAndWait(keys.map { ["SET", $0, "v"].map { Array($0.utf8) } })
+        for (key, result) in zip(keys, writes) {
+            let served = client.map.primary(ofSlot: RedisHashSlot.of(Array(key.utf8))) != lost
+            switch result {
+            case .success(let reply): #expect(served && reply == .status("OK"), "\(key): \(reply)")
+            case .failure(let error): #expect(!served, "\(key): \(error)")
+            }
+        }
+        #expect(client.statistics.isUp == false)
     }
 
     @Test func aMovedSlotIsFollowedAndTheMapIsReadAgain() throws {

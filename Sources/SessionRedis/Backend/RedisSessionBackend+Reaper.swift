@@ -10,9 +10,10 @@ extension RedisSessionBackend {
     ///
     /// One pipelined batch reads each partition's earliest deadline and Redis's time; only the
     /// partitions with a session due get a `sd1_reap` call (in batches of 256 sessions).
-    /// While Redis is unreachable nothing is sent (the connections are retried in the background).
+    /// While Redis is unreachable nothing is sent (the connections are retried in the background);
+    /// on a cluster with a primary out of reach, the partitions of the others are reaped.
     public func reapExpired(completion: @escaping @Sendable (Int) -> Void) {
-        guard client.isUp else { return completion(0) }
+        guard client.isReachable else { return completion(0) }
         let commands: [[[UInt8]]] =
             [[Array("TIME".utf8)]]
             + (0..<store.partitions).map { partition in

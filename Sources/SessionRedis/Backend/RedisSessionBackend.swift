@@ -85,9 +85,15 @@ public final class RedisSessionBackend: SessionBackend {
             if let cluster = client as? RedisClusterClient {
                 store.isCluster = true
                 store.primaries = cluster.map.primaries.count
-                cluster.prepareNewPrimaries { node in try? RedisStoreSetup.loadLibrary(node) }
             }
-            return RedisSessionBackend(client: client, store: store, settings: configuration)
+            let backend = RedisSessionBackend(client: client, store: store, settings: configuration)
+            if let cluster = client as? RedisClusterClient {
+                cluster.prepareNewPrimaries { [weak backend] node in
+                    backend?.holdWritesUntilReplicated(node)
+                    try? RedisStoreSetup.loadLibrary(node)
+                }
+            }
+            return backend
         } catch {
             client.close()
             throw error
@@ -113,8 +119,9 @@ public final class RedisSessionBackend: SessionBackend {
         }
     }
 
-    /// Whether Redis answered the last attempt to reach it.
-    public var isAvailable: Bool { client.isUp }
+    /// Whether Redis can be reached (on a cluster, some primary: the others' partitions are served
+    /// while one fails over).
+    public var isAvailable: Bool { client.isReachable }
 
     /// Calls `observer` with each operation's name (``operations``) and how long Redis took to
     /// answer it, queueing included (for the latency metric).
@@ -313,6 +320,17 @@ public final class RedisSessionBackend: SessionBackend {
             }
         }
         return outcome
+    }
+
+    /// With `--redis-wait-replicas N`, writes to a primary met after the start (a replica just
+    /// promoted) that has fewer than N replicas fail at once for a second, as after an unconfirmed
+    /// write, rather than each `WAIT` there holding the reads queued behind it.
+    func holdWritesUntilReplicated(_ node: RedisClient) {
+        guard settings.waitReplicas > 0, let replicas = RedisStoreSetup.connectedReplicas(node),
+            replicas < settings.waitReplicas
+        else { return }
+        let until = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
+        unconfirmedServers.withLock { $0[node.configuration.endpoint] = until }
     }
 
     /// Loads the library, the store's description and the configuration again, one restore at a time

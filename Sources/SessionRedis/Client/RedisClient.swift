@@ -110,6 +110,8 @@ public final class RedisClient: RedisCommandSender {
     /// Whether a connection is open.
     public var isUp: Bool { slots.contains { $0.isConnected } }
 
+    public var isReachable: Bool { isUp }
+
     public var endpointDescription: String { "\(configuration.endpoint)" }
 
     public func server(of command: [[UInt8]]) -> RedisEndpoint? { configuration.endpoint }

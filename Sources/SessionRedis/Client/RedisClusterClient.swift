@@ -1,4 +1,5 @@
 import Dispatch
+import Logging
 import Synchronization
 
 /// A Redis Cluster as one ``RedisCommandSender``: one pipelined ``RedisClient`` per primary, and the
@@ -26,8 +27,8 @@ import Synchronization
 public final class RedisClusterClient: RedisCommandSender {
     /// The settings of each primary's client (its endpoint is the first seed's).
     public let configuration: RedisClientConfiguration
-    private let seeds: [RedisEndpoint]
-    private struct State {
+    let seeds: [RedisEndpoint]
+    struct State {
         var map: RedisClusterMap
         var nodes: [RedisEndpoint: RedisClient] = [:]
         /// Counts of the clients closed so far and of the failures found by callers, kept in the totals.
@@ -35,15 +36,24 @@ public final class RedisClusterClient: RedisCommandSender {
         var lastRefresh: UInt64 = 0
         var refreshRequested = false
         var mapReads = 0
+
+        /// The primary of `slot`; for a command without keys, the first primary connected (or the
+        /// first, when none is).
+        func target(ofSlot slot: Int?) -> RedisEndpoint? {
+            if let slot { return map.primary(ofSlot: slot) }
+            return map.primaries.first { nodes[$0]?.isUp == true } ?? map.primaries.first
+        }
     }
-    private let state: Mutex<State>
-    private let isClosed = Atomic<Bool>(false)
-    private let refreshQueue = DispatchQueue(label: "sessiond.redis.cluster-map")
+    let state: Mutex<State>
+    let isClosed = Atomic<Bool>(false)
+    let refreshQueue = DispatchQueue(label: "sessiond.redis.cluster-map")
     /// Dispatch sources are thread-safe (created here, cancelled once by ``close()``), but not `Sendable`.
     private nonisolated(unsafe) let refreshTimer: any DispatchSourceTimer
     /// Called with the client of each primary met after the start (a node added, a replica
     /// promoted): the store loads its functions there.
     private let preparesNode: Mutex<(@Sendable (RedisClient) -> Void)?> = Mutex(nil)
+    /// For changes of the map (a failover, a slot moved).
+    let logger: Logger
     static let maximumRedirections = 5
     static let retryPause = Duration.milliseconds(20)
 
@@ -61,9 +71,14 @@ public final class RedisClusterClient: RedisCommandSender {
 
     /// Reads the slot map from the first seed that answers and connects to every primary.
     /// - Throws: ``RedisClientError`` `connect` when no seed answers or the cluster serves no slots.
-    public init(seeds: [RedisEndpoint], configuration: RedisClientConfiguration) throws(RedisClientError) {
+    public init(
+        seeds: [RedisEndpoint],
+        configuration: RedisClientConfiguration,
+        logger: Logger = Logger(label: "sessiond.redis")
+    ) throws(RedisClientError) {
         self.seeds = seeds.isEmpty ? [configuration.endpoint] : seeds
         self.configuration = configuration
+        self.logger = logger
         guard let map = Self.readMap(from: self.seeds, template: configuration.endpoint, timeout: configuration.timeout)
         else {
             throw RedisClientError(
@@ -113,7 +128,7 @@ public final class RedisClusterClient: RedisCommandSender {
 
     public func server(of command: [[UInt8]]) -> RedisEndpoint? {
         let slot = RedisHashSlot.of(command: command)
-        return state.withLock { state in slot.flatMap { state.map.primary(ofSlot: $0) } ?? state.map.primaries.first }
+        return state.withLock { state in state.target(ofSlot: slot) }
     }
 
     public func sendToEveryPrimaryAndWait(_ arguments: [[UInt8]]) -> [Result<RedisValue, RedisClientError>] {
@@ -125,6 +140,13 @@ public final class RedisClusterClient: RedisCommandSender {
     public var isUp: Bool {
         let (map, nodes) = state.withLock { ($0.map, $0.nodes) }
         return map.coversEverySlot && map.primaries.allSatisfy { nodes[$0]?.isUp == true }
+    }
+
+    /// Some primary's client is connected: the partitions it serves can be used (with
+    /// `cluster-require-full-coverage no`, while another primary fails over).
+    public var isReachable: Bool {
+        let (map, nodes) = state.withLock { ($0.map, $0.nodes) }
+        return map.primaries.contains { nodes[$0]?.isUp == true }
     }
 
     public var statistics: RedisClientStatistics {
@@ -170,11 +192,7 @@ public final class RedisClusterClient: RedisCommandSender {
             let closed = RedisClientError(code: .closed, message: "the Redis client is closed")
             return completion(commands.map { _ in .failure(closed) })
         }
-        let target =
-            asking
-            ?? state.withLock { state in
-                slot.flatMap { state.map.primary(ofSlot: $0) } ?? state.map.primaries.first
-            }
+        let target = asking ?? state.withLock { state in state.target(ofSlot: slot) }
         guard let target else {
             requestRefresh()
             return retryOrFail(commands, slot: slot, attempt: attempt, started: started, completion: completion) {
@@ -316,7 +334,7 @@ public final class RedisClusterClient: RedisCommandSender {
     }
 
     /// The client of `endpoint`, created when there is none yet.
-    private func client(for endpoint: RedisEndpoint) -> RedisClient {
+    func client(for endpoint: RedisEndpoint) -> RedisClient {
         if let known = state.withLock({ $0.nodes[endpoint] }) { return known }
         var node = configuration
         node.endpoint = endpoint
@@ -334,68 +352,5 @@ public final class RedisClusterClient: RedisCommandSender {
             DispatchQueue.global().async { created.close() }
         }
         return kept
-    }
-
-    // MARK: The map
-
-    /// Reads the map again soon (at most every 100 ms).
-    private func requestRefresh() {
-        let schedule = state.withLock { state -> Bool in
-            guard !state.refreshRequested else { return false }
-            state.refreshRequested = true
-            return true
-        }
-        guard schedule else { return }
-        let earliest = state.withLock { $0.lastRefresh } + 100_000_000
-        let now = RedisClient.now()
-        let delay = earliest > now ? Int(earliest - now) : 0
-        refreshQueue.asyncAfter(deadline: .now() + .nanoseconds(delay)) { [weak self] in self?.refreshMap() }
-    }
-
-    /// Reads the map from a primary that answers (or a seed), keeps it, and closes the clients of
-    /// nodes that are no longer primaries.
-    private func refreshMap() {
-        guard !isClosed.load(ordering: .relaxed) else { return }
-        let (known, nodes) = state.withLock { ($0.map.primaries, $0.nodes) }
-        var map: RedisClusterMap?
-        for endpoint in known where map == nil {
-            guard let node = nodes[endpoint], node.isUp,
-                case .success(let reply) = node.sendAndWait(["CLUSTER", "SLOTS"])
-            else { continue }
-            map = RedisClusterMap(reply: reply, template: configuration.endpoint, answeredBy: endpoint)
-        }
-        if map == nil {
-            map = Self.readMap(from: seeds + known, template: configuration.endpoint, timeout: configuration.timeout)
-        }
-        let retired = state.withLock { state -> [RedisClient] in
-            state.lastRefresh = RedisClient.now()
-            state.refreshRequested = false
-            guard let map, map.coversEverySlot || !state.map.coversEverySlot else { return [] }
-            state.map = map
-            state.mapReads += 1
-            let gone = state.nodes.keys.filter { !map.primaries.contains($0) }
-            return gone.compactMap { endpoint in
-                let client = state.nodes.removeValue(forKey: endpoint)
-                if let client { state.retired.add(client.statistics) }
-                return client
-            }
-        }
-        for client in retired { DispatchQueue.global().async { client.close() } }
-        if let map { for primary in map.primaries { _ = client(for: primary) } }
-    }
-
-    private static func readMap(
-        from seeds: [RedisEndpoint],
-        template: RedisEndpoint,
-        timeout: Duration
-    ) -> RedisClusterMap? {
-        for seed in seeds {
-            guard let connection = try? RedisConnection(endpoint: seed, timeout: timeout),
-                let reply = try? connection.command(["CLUSTER", "SLOTS"]),
-                let map = RedisClusterMap(reply: reply, template: template, answeredBy: seed), !map.primaries.isEmpty
-            else { continue }
-            return map
-        }
-        return nil
     }
 }

@@ -38,6 +38,13 @@ struct RedisClusterMap: Sendable, Equatable {
         return counts
     }
 
+    /// How many slots have another primary here than in `other` (or none in one of them).
+    func slotsServedElsewhere(than other: RedisClusterMap) -> Int {
+        (0..<RedisHashSlot.count).reduce(0) { count, slot in
+            count + (primary(ofSlot: slot) == other.primary(ofSlot: slot) ? 0 : 1)
+        }
+    }
+
     /// Records that `slot` is served by `endpoint` (a `MOVED` answer), until the next full read.
     mutating func assign(slot: Int, to endpoint: RedisEndpoint) {
         guard slot >= 0, slot < RedisHashSlot.count else { return }

@@ -27,6 +27,10 @@ public protocol RedisCommandSender: AnyObject, Sendable {
     /// Whether every primary can be reached.
     var isUp: Bool { get }
 
+    /// Whether some primary can be reached: the store can serve the partitions it holds (on one
+    /// server, the same as ``isUp``).
+    var isReachable: Bool { get }
+
     /// Counts so far, summed over the servers.
     var statistics: RedisClientStatistics { get }
 

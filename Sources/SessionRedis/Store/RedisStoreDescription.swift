@@ -17,6 +17,10 @@ public struct RedisStoreDescription: Sendable, Hashable {
     public var primaries: Int = 1
     /// Whether the store is on a Redis Cluster.
     public var isCluster = false
+    /// Whether some primary of the cluster has `cluster-require-full-coverage yes` (Redis's default):
+    /// while one primary is down, before its replica takes over, that node refuses every command,
+    /// so sessions of every partition fail, not only those of the lost primary's slots.
+    public var requiresFullCoverage = false
 }
 
 /// Why a Redis store cannot be used, naming the setting or step at fault.

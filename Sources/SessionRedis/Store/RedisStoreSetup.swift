@@ -32,6 +32,7 @@ enum RedisStoreSetup {
             }
         }
         let persistence = try readPersistence(client)
+        let requiresFullCoverage = client is RedisClusterClient ? try readRequiresFullCoverage(client) : false
         try loadLibrary(client)
         let (id, partitions, isNew) = try openDescription(client, partitions: configuration.partitions)
         var defaults = configuration.sessionDefaults
@@ -44,8 +45,19 @@ enum RedisStoreSetup {
             isNew: isNew,
             redisVersion: version,
             maxmemoryPolicy: policy,
-            persistence: persistence
+            persistence: persistence,
+            requiresFullCoverage: requiresFullCoverage
         )
+    }
+
+    /// Whether some primary answers `yes` to `CONFIG GET cluster-require-full-coverage`.
+    static func readRequiresFullCoverage(_ client: any RedisCommandSender) throws(RedisStoreError) -> Bool {
+        let replies = try everyPrimary(
+            client,
+            ["CONFIG", "GET", "cluster-require-full-coverage"],
+            doing: "CONFIG GET cluster-require-full-coverage"
+        )
+        return replies.contains { reply in reply.array?.last?.string != "no" }
     }
 
     /// Loads the library, the store's description (with its id) and the configuration again into a
@@ -153,6 +165,11 @@ enum RedisStoreSetup {
         case .failure:
             return "unknown"
         }
+    }
+
+    /// `connected_slaves` of `INFO replication` on one server; `nil` when it cannot be read.
+    static func connectedReplicas(_ node: RedisClient) -> Int? {
+        (try? info(node, section: "replication"))?["connected_slaves"].flatMap { Int($0) }
     }
 
     private static func info(
