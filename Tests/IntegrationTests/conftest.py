@@ -381,7 +381,8 @@ class RedisCluster:
 
     def wait_ok(self, timeout: float = 30.0) -> None:
         """Until every live node says ``cluster_state:ok`` and knows the same primaries, and every live
-        replica has synced with its primary (a replica that never synced cannot take over)."""
+        replica has synced with its primary (a replica that never synced cannot take over) and is
+        streaming from it (``replicas_streaming``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             live = [node for node in self.nodes if node.alive()]
@@ -390,10 +391,35 @@ class RedisCluster:
                 views = {tuple(sorted(self.primary_ports(node))) for node in live}
                 replication = [self.cli("INFO", "replication", node=node) for node in live]
                 synced = all("master_link_status:up" in text for text in replication if "role:slave" in text)
-                if len(views) == 1 and synced:
+                if len(views) == 1 and synced and self.replicas_streaming(deadline):
                     return
             time.sleep(0.05)
         raise RuntimeError("the Redis Cluster did not reach cluster_state:ok with its replicas synced")
+
+    def replicas_streaming(self, deadline: float) -> bool:
+        """Until every replica a live primary lists has acknowledged the primary's replication offset
+        of the moment this started. A replica that has just loaded a full sync sent without disk says
+        ``master_link_status:up`` at once, but Redis 7.0 streams it the writes made since the sync
+        began only after its first acknowledgement (``REPLCONF ACK``, once a second): a failover
+        before that loses them."""
+        def fields(node: RedisServer) -> dict[str, str]:
+            text = self.cli("INFO", "replication", node=node)
+            return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+        primaries = [node for node in self.nodes if node.alive() and fields(node).get("role") == "master"]
+        targets = {node.port: int(fields(node).get("master_repl_offset", "0")) for node in primaries}
+        while time.monotonic() < deadline:
+            behind = []
+            for node in primaries:
+                for key, value in fields(node).items():
+                    if key.startswith("slave") and key[5:].isdigit():
+                        offset = int(dict(part.split("=", 1) for part in value.split(",")).get("offset", "0"))
+                        if offset < targets[node.port]:
+                            behind.append(key)
+            if not behind:
+                return True
+            time.sleep(0.05)
+        return False
 
     def cli(self, *args: str, node: "RedisServer | None" = None, timeout: float = 10.0) -> str:
         """``redis-cli`` against ``node`` (default: the first live one); its output as text."""
