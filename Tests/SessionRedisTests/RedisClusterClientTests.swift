@@ -25,6 +25,15 @@ import Testing
         #expect(slot("TIME") == nil)
         #expect(slot("INFO", "server") == nil)
         #expect(slot("WAIT", "1", "100") == nil)
+        #expect(slot("xread", "streams", "sd:{5}:ev", "0-0") == partition)
+        #expect(slot("Fcall_Ro", "sd1_data", "1", "sd:{5}:k:abc") == partition)
+        // Names are matched whole, in any case, and nothing else.
+        #expect(RedisHashSlot.isName(Array("fCaLl".utf8), "FCALL"))
+        #expect(
+            !RedisHashSlot.isName(Array("FCALLX".utf8), "FCALL") && !RedisHashSlot.isName(Array("FCAL".utf8), "FCALL")
+        )
+        #expect(!RedisHashSlot.isName(Array("F\u{03}ALL".utf8), "FCALL"))
+        #expect(slot("TIMEX", "sd:{5}:x") == partition)
     }
 
     @Test func theSlotMapIsReadFromClusterSlots() throws {

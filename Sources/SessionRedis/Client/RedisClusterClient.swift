@@ -263,11 +263,7 @@ public final class RedisClusterClient: RedisCommandSender {
             if RedisHashSlot.of(command: command) != nil {
                 keyed += 1
                 if case .ask = next { asked += 1 }
-                if let name = command.first, name.count == 5,
-                    String(decoding: name, as: UTF8.self).uppercased() == "FCALL"
-                {
-                    callsFunction = true
-                }
+                if let name = command.first, RedisHashSlot.isName(name, "FCALL") { callsFunction = true }
             }
             if decision.isDone { decision = next }
         }

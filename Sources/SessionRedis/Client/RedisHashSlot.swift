@@ -22,24 +22,35 @@ enum RedisHashSlot {
     /// `XREAD … STREAMS key …`, otherwise the first argument), or `nil` for a command without keys
     /// (`TIME`, `INFO`, `FUNCTION`, `CONFIG`, `WAIT`, …).
     static func of(command arguments: [[UInt8]]) -> Int? {
-        guard let name = arguments.first.map({ String(decoding: $0, as: UTF8.self).uppercased() }) else { return nil }
-        switch name {
-        case "FCALL", "FCALL_RO", "EVAL", "EVALSHA":
+        guard let name = arguments.first else { return nil }
+        if scripts.contains(where: { isName(name, $0) }) {
             guard arguments.count > 3, arguments[2] != [UInt8(ascii: "0")] else { return nil }
             return of(arguments[3])
-        case "XREAD":
-            guard
-                let streams = arguments.firstIndex(where: {
-                    String(decoding: $0, as: UTF8.self).uppercased() == "STREAMS"
-                }),
-                streams + 1 < arguments.count
+        }
+        if isName(name, "XREAD") {
+            guard let streams = arguments.firstIndex(where: { isName($0, "STREAMS") }), streams + 1 < arguments.count
             else { return nil }
             return of(arguments[streams + 1])
-        case "TIME", "INFO", "FUNCTION", "CONFIG", "WAIT", "PING", "CLUSTER", "ASKING", "MULTI", "EXEC", "DBSIZE",
-            "FLUSHALL", "SCRIPT", "COMMAND", "ECHO":
-            return nil
-        default:
-            return arguments.count > 1 ? of(arguments[1]) : nil
+        }
+        if keyless.contains(where: { isName(name, $0) }) { return nil }
+        return arguments.count > 1 ? of(arguments[1]) : nil
+    }
+
+    /// Commands whose keys follow their key count (`FCALL name n key …`).
+    private static let scripts: [StaticString] = ["FCALL", "FCALL_RO", "EVAL", "EVALSHA"]
+    /// Commands without keys that sessiond sends.
+    private static let keyless: [StaticString] = [
+        "TIME", "INFO", "FUNCTION", "CONFIG", "WAIT", "PING", "CLUSTER", "ASKING", "MULTI", "EXEC", "DBSIZE",
+        "FLUSHALL", "SCRIPT", "COMMAND", "ECHO",
+    ]
+
+    /// Whether `bytes` spell `name` (upper-case ASCII) in any case, without making a string.
+    static func isName(_ bytes: [UInt8], _ name: StaticString) -> Bool {
+        guard bytes.count == name.utf8CodeUnitCount else { return false }
+        return name.withUTF8Buffer { expected in
+            zip(bytes, expected).allSatisfy { byte, upper in
+                byte == upper || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") && byte - 32 == upper)
+            }
         }
     }
 

@@ -34,12 +34,12 @@ public final class RedisEventTail: SessionEventFeed {
     }
 
     private let source: Source
-    private let partitions: Int
+    let partitions: Int
     private let storeID: String
     /// Every partition's stream key, in partition order: the keys of each `XREAD`.
-    private let streamKeys: [[UInt8]]
+    let streamKeys: [[UInt8]]
     private let observers = Mutex<[@Sendable (SessionFeedItem) -> Void]>([])
-    private let isStopped = Atomic<Bool>(false)
+    let isStopped = Atomic<Bool>(false)
     private let finished = DispatchGroup()
     private let delivered = Atomic<Int>(0)
     /// How long `XREAD BLOCK` waits before looking again (and checking for a stop).
@@ -101,13 +101,13 @@ public final class RedisEventTail: SessionEventFeed {
 
     // MARK: The tail's thread
 
-    private struct Entry {
+    struct Entry {
         var position: SessionEventPosition
         var event: SessionEvent
     }
 
     /// Sends commands and reads their answers, in order (an error reply is an answer).
-    private typealias Exchange = ([[[UInt8]]]) throws(RedisClientError) -> [RedisValue]
+    typealias Exchange = ([[[UInt8]]]) throws(RedisClientError) -> [RedisValue]
 
     private func run(_ endpoint: RedisEndpoint) {
         var cursors: [String]?
@@ -141,96 +141,9 @@ public final class RedisEventTail: SessionEventFeed {
         }
     }
 
-    private func run(_ client: RedisClusterClient) {
-        let exchange: Exchange = { commands throws(RedisClientError) in
-            var replies: [RedisValue] = []
-            for result in client.sendAllAndWait(commands) {
-                switch result {
-                case .success(let reply): replies.append(reply)
-                case .failure(let error): throw error
-                }
-            }
-            return replies
-        }
-        var cursors: [String]?
-        var latest = SessionEventPosition.zero
-        var pending: [Entry] = []
-        var failedBefore = false
-        var pause = Duration.milliseconds(100)
-        while !isStopped.load(ordering: .relaxed) {
-            do {
-                if cursors == nil {
-                    cursors = try prime(exchange, latest: &latest)
-                } else if failedBefore {
-                    cursors = try checkContinuity(exchange, cursors: cursors!, latest: &latest)
-                }
-                failedBefore = false
-                pause = .milliseconds(100)
-                let arrived = try look(client, cursors: &cursors!, latest: &latest, pending: &pending)
-                Self.sleep(arrived ? Self.clusterLookIntervals.flowing : Self.clusterLookIntervals.quiet)
-            } catch {
-                // A primary unreachable or failing over: try again, from the same positions.
-                failedBefore = true
-                Self.sleep(pause)
-                pause = min(pause * 2, .seconds(1))
-            }
-        }
-    }
-
-    /// One look at every partition of a cluster (see the type's documentation); delivers what is
-    /// complete and returns whether entries arrived. Entries read before a failure stay pending.
-    private func look(
-        _ client: RedisClusterClient,
-        cursors: inout [String],
-        latest: inout SessionEventPosition,
-        pending: inout [Entry]
-    ) throws(RedisClientError) -> Bool {
-        let replies = Mutex([[Result<RedisValue, RedisClientError>]](repeating: [], count: partitions))
-        let done = DispatchGroup()
-        for partition in 0..<partitions {
-            done.enter()
-            client.sendPipelined([
-                [Array("TIME".utf8)],
-                ["XREAD", "COUNT", "1000", "STREAMS"].map { Array($0.utf8) }
-                    + [streamKeys[partition], Array(cursors[partition].utf8)],
-            ]) { results in
-                replies.withLock { $0[partition] = results }
-                done.leave()
-            }
-        }
-        done.wait()
-        var watermark = UInt64.max
-        var failure: RedisClientError?
-        var arrived = false
-        for results in replies.withLock({ $0 }) {
-            guard results.count == 2, case .success(let time) = results[0], case .success(let streams) = results[1],
-                let clock = time.array, clock.count == 2, let seconds = clock[0].integer, let micros = clock[1].integer
-            else {
-                failure =
-                    results.lazy.compactMap { result -> RedisClientError? in
-                        if case .failure(let error) = result { return error }
-                        return nil
-                    }.first ?? RedisClientError(code: .reply, message: "unexpected answer to the event look")
-                continue
-            }
-            if case .error(let message) = streams {
-                failure = RedisClientError(code: .reply, message: message)
-                continue
-            }
-            let entries = read(streams, cursors: &cursors)
-            arrived = arrived || !entries.isEmpty
-            pending += entries
-            watermark = min(watermark, UInt64(seconds * 1000 + micros / 1000))
-        }
-        if let failure { throw failure }
-        deliverComplete(&pending, before: watermark, latest: &latest)
-        return arrived || !pending.isEmpty
-    }
-
     /// Delivers, in position order, the pending entries older than `watermark` (Redis milliseconds:
     /// no entry can still appear before them) and keeps the rest.
-    private func deliverComplete(_ pending: inout [Entry], before watermark: UInt64, latest: inout SessionEventPosition)
-    {
+    func deliverComplete(_ pending: inout [Entry], before watermark: UInt64, latest: inout SessionEventPosition) {
         pending.sort { $0.position < $1.position }
         let complete = pending.prefix { $0.position.major < watermark }
         for entry in complete {
@@ -242,7 +155,7 @@ public final class RedisEventTail: SessionEventFeed {
 
     /// Reads the newest entries of every partition and delivers the part of the merged order they
     /// cover completely; returns every partition's position.
-    private func prime(
+    func prime(
         _ exchange: Exchange,
         latest: inout SessionEventPosition
     ) throws(RedisClientError)
@@ -279,7 +192,7 @@ public final class RedisEventTail: SessionEventFeed {
 
     /// After a reconnect: whether entries after the tail's positions were trimmed, or the store was
     /// replaced (then subscribers are told of a gap and the tail starts over).
-    private func checkContinuity(
+    func checkContinuity(
         _ exchange: Exchange,
         cursors: [String],
         latest: inout SessionEventPosition
@@ -358,7 +271,7 @@ public final class RedisEventTail: SessionEventFeed {
     }
 
     /// The entries of an `XREAD` reply; moves each partition's cursor past them.
-    private func read(_ reply: RedisValue, cursors: inout [String]) -> [Entry] {
+    func read(_ reply: RedisValue, cursors: inout [String]) -> [Entry] {
         var entries: [Entry] = []
         for stream in reply.array ?? [] {
             guard let parts = stream.array, parts.count == 2, let key = parts[0].string,
@@ -449,7 +362,7 @@ public final class RedisEventTail: SessionEventFeed {
         return Int(key[key.index(after: open)..<close])
     }
 
-    private static func sleep(_ duration: Duration) {
+    static func sleep(_ duration: Duration) {
         let semaphore = DispatchSemaphore(value: 0)
         _ = semaphore.wait(timeout: .now() + .nanoseconds(Int(duration / .nanoseconds(1))))
     }
