@@ -1,7 +1,7 @@
 """sessiond on a Redis Cluster (--storage redis with several seed nodes): the store spread over every
 primary, failover of a primary under load, resharding under load.
 
-Every test starts its own cluster (conftest.RedisCluster: three primaries, one replica each,
+Every test starts its own cluster (conftest.RedisCluster: three primaries, one replica each or two,
 cluster-require-full-coverage no, a one-second cluster-node-timeout, half a second for the failover
 tests) on free loopback ports and its own sessiond instances on it. The module runs under
 SESSIOND_TEST_STORAGE=redis SESSIOND_TEST_REDIS=cluster.
@@ -179,7 +179,7 @@ def fail_over(store: RedisCluster, server, tokens: list[str], waits_for_replicas
     Until the promotion, the probes of the other primaries' partitions keep validating at every look,
     and /readyz stays 200: one primary's failover stops its own sessions only."""
     victim = store.node(store.primary_ports()[0])
-    replica = store.node(store.replica_ports(victim)[0])
+    replicas = [store.node(port) for port in store.replica_ports(victim)]
     # One thread per probe validates it again and again (32 connections, within
     # --max-connections-per-client with the traffic's); a validation waiting for the slot's new primary
     # is answered as soon as sessiond knows it, so a probe's first success after its failures is when
@@ -220,7 +220,7 @@ def fail_over(store: RedisCluster, server, tokens: list[str], waits_for_replicas
 
     def promoted_yet() -> bool:
         ready.append(readiness.get("/readyz").status_code)
-        return "role:master" in store.cli("INFO", "replication", node=replica)
+        return any("role:master" in store.cli("INFO", "replication", node=replica) for replica in replicas)
 
     def all_recovered() -> bool:
         with lock:
@@ -273,18 +273,25 @@ def report(rounds: list[tuple[float, float, float]]) -> str:
     return "; ".join(f"{p:.2f}/{r:.2f}/{w:.2f}" for p, r, w in rounds)
 
 
-def test_failover_with_wait_replicas_loses_no_acknowledged_login_or_logout(make_server, cluster):
-    store = cluster(replicas=1, node_timeout_ms=FAILOVER_NODE_TIMEOUT_MS)
-    server = instances(make_server, store, 1, ["--redis-wait-replicas", "1"])[0]
-    assert "redis_wait_replicas=1" in server.startup_line()
+def failovers(store: RedisCluster, server, rounds: int, waits_for_replicas: bool):
+    """``rounds`` failovers (``fail_over``) under ``Traffic``; returns each round's times, the traffic,
+    and how many acknowledged logins and logouts were lost."""
     tokens = probes(server)
     recoveries = []
     with Traffic(server) as traffic:
         time.sleep(0.5)
-        for _ in range(10):
-            recoveries.append(fail_over(store, server, tokens, waits_for_replicas=True))
+        for _ in range(rounds):
+            recoveries.append(fail_over(store, server, tokens, waits_for_replicas=waits_for_replicas))
             time.sleep(0.3)
     missing, revived = traffic.lost()
+    return recoveries, traffic, missing, revived
+
+
+def test_failover_with_wait_replicas_loses_no_acknowledged_login_or_logout(make_server, cluster):
+    store = cluster(replicas=1, node_timeout_ms=FAILOVER_NODE_TIMEOUT_MS)
+    server = instances(make_server, store, 1, ["--redis-wait-replicas", "1"])[0]
+    assert "redis_wait_replicas=1" in server.startup_line()
+    recoveries, traffic, missing, revived = failovers(store, server, 10, waits_for_replicas=True)
     print(f"\nfailover with --redis-wait-replicas 1: {len(recoveries)} rounds; seconds from the kill to the "
           f"promotion/validations/logins: {report(recoveries)}; {len(traffic.alive)} logins and "
           f"{len(traffic.logged_out)} logouts acknowledged, {missing} logins lost, {revived} logouts lost; "
@@ -298,17 +305,25 @@ def test_failover_with_wait_replicas_loses_no_acknowledged_login_or_logout(make_
     assert (metric(samples, "sessiond_redis_errors_total", error="unconfirmed") or 0) > 0
 
 
+def test_with_two_replicas_per_primary_writes_continue_through_a_failover(make_server, cluster):
+    # The README's advice for --redis-wait-replicas 1: the promoted replica still has a replica (its
+    # former sibling), so logins succeed again without the failed node coming back.
+    store = cluster(replicas=2, node_timeout_ms=FAILOVER_NODE_TIMEOUT_MS)
+    server = instances(make_server, store, 1, ["--redis-wait-replicas", "1"])[0]
+    recoveries, traffic, missing, revived = failovers(store, server, 2, waits_for_replicas=False)
+    print(f"\nfailover with two replicas per primary and --redis-wait-replicas 1: seconds from the kill to the "
+          f"promotion/validations/logins: {report(recoveries)}; {missing} logins lost, {revived} logouts lost")
+    for promoted, reads, logins in recoveries:
+        assert reads < FAILOVER_NODE_TIMEOUT_MS / 1000 + 2, report(recoveries)
+        assert logins < FAILOVER_NODE_TIMEOUT_MS / 1000 + 3, report(recoveries)
+    assert (missing, revived) == (0, 0)
+    assert set(traffic.statuses) <= {200, 201, 204, 503}, traffic.statuses
+
+
 def test_failover_without_wait_recovers_and_reports_what_it_lost(make_server, cluster):
     store = cluster(replicas=1, node_timeout_ms=FAILOVER_NODE_TIMEOUT_MS)
     server = instances(make_server, store, 1)[0]
-    tokens = probes(server)
-    recoveries = []
-    with Traffic(server) as traffic:
-        time.sleep(0.5)
-        for _ in range(3):
-            recoveries.append(fail_over(store, server, tokens, waits_for_replicas=False))
-            time.sleep(0.3)
-    missing, revived = traffic.lost()
+    recoveries, traffic, missing, revived = failovers(store, server, 3, waits_for_replicas=False)
     # Asynchronous replication: what the primary acknowledged in its last moments may not have reached
     # its replica. Each round starts once every replica streams from its primary (conftest's
     # RedisCluster.wait_ok), so that is a few writes at most; more means writes went to a node whose
