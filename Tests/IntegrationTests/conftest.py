@@ -268,14 +268,42 @@ class RedisServer:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.chose_port = port is None
         self.args = list(args or [])
         self.proc: subprocess.Popen | None = None
+        self.started = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    @property
+    def bus_port(self) -> int | None:
+        """The cluster bus port (``--cluster-port``), if any."""
+        if "--cluster-port" in self.args:
+            return int(self.args[self.args.index("--cluster-port") + 1])
+        return None
+
+    def start(self, timeout: float = 10.0, attempts: int = 5) -> "RedisServer":
+        """Starts the server. A free port is only free until something binds it (any outgoing
+        connection may take it as its local port): before the first successful start, a port this
+        object chose that is taken by then is replaced by another, with the cluster bus port."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                log = self.workdir / f"redis-{self.port}.log"
+                taken = log.exists() and "Address already in use" in log.read_text(errors="replace")
+                if self.started or not self.chose_port or not taken or attempt == attempts - 1:
+                    raise
+                old = self.port
+                self.port = free_port()
+                self.args = [f"nodes-{self.port}.conf" if arg == f"nodes-{old}.conf" else arg for arg in self.args]
+                if self.bus_port is not None:
+                    self.args[self.args.index("--cluster-port") + 1] = str(free_port())
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> "RedisServer":
         cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
                "--save", "", "--appendonly", "no", "--protected-mode", "no",
                "--logfile", str(self.workdir / f"redis-{self.port}.log")] + self.args
@@ -287,6 +315,7 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {' '.join(cmd)}")
             # A server with --requirepass answers PING with -NOAUTH: it is up all the same.
             if (self.command("PING") or b"").startswith((b"+PONG", b"-NOAUTH")):
+                self.started = True
                 return self
             time.sleep(0.02)
         raise RuntimeError(f"redis-server not answering after {timeout}s: {' '.join(cmd)}")
@@ -335,20 +364,16 @@ class RedisCluster:
         self.node_timeout_ms = node_timeout_ms
         self.nodes: list[RedisServer] = []
         count = primaries * (1 + replicas)
-        self.bus_ports: list[int] = []
         for index in range(count):
-            port = free_port()
-            self.bus_ports.append(free_port())
-            self.nodes.append(RedisServer(
-                self.workdir / f"node{index}",
-                args=["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                      "--cluster-node-timeout", str(node_timeout_ms),
-                      # The bus on a free port of its own: the default, port + 10000, may be taken.
-                      "--cluster-port", str(self.bus_ports[-1]),
-                      # A replica syncs at once (the default waits 5 s for other replicas to join).
-                      "--repl-diskless-sync-delay", "0",
-                      "--cluster-require-full-coverage", "yes" if full_coverage else "no"] + list(args or []),
-                port=port))
+            node = RedisServer(self.workdir / f"node{index}")
+            node.args = ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{node.port}.conf",
+                         "--cluster-node-timeout", str(node_timeout_ms),
+                         # The bus on a free port of its own: the default, port + 10000, may be taken.
+                         "--cluster-port", str(free_port()),
+                         # A replica syncs at once (the default waits 5 s for other replicas to join).
+                         "--repl-diskless-sync-delay", "0",
+                         "--cluster-require-full-coverage", "yes" if full_coverage else "no"] + list(args or [])
+            self.nodes.append(node)
         self.created = False
 
     @property
@@ -366,9 +391,9 @@ class RedisCluster:
             for index, node in enumerate(self.nodes):
                 last = 16383 if index == self.primaries - 1 else (index + 1) * share - 1
                 node.command("CLUSTER", "ADDSLOTSRANGE", str(index * share), str(last))
-                for other, bus in zip(self.nodes, self.bus_ports):
+                for other in self.nodes:
                     if other is not node:
-                        node.command("CLUSTER", "MEET", "127.0.0.1", str(other.port), str(bus))
+                        node.command("CLUSTER", "MEET", "127.0.0.1", str(other.port), str(other.bus_port))
             self.created = True
         if not self.created:
             addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
