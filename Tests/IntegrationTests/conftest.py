@@ -431,8 +431,9 @@ class RedisCluster:
             text = self.cli("INFO", "replication", node=node)
             return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
-        primaries = [node for node in self.nodes if node.alive() and fields(node).get("role") == "master"]
-        targets = {node.port: int(fields(node).get("master_repl_offset", "0")) for node in primaries}
+        first = {node.port: fields(node) for node in self.nodes if node.alive()}
+        primaries = [node for node in self.nodes if first.get(node.port, {}).get("role") == "master"]
+        targets = {node.port: int(first[node.port].get("master_repl_offset", "0")) for node in primaries}
         while time.monotonic() < deadline:
             behind = []
             for node in primaries:

@@ -310,13 +310,10 @@ public final class RedisSessionBackend: SessionBackend {
             }
         }
         if let server {
-            let now = DispatchTime.now().uptimeNanoseconds
-            unconfirmedServers.withLock { blocked in
-                if isUnconfirmed {
-                    blocked[server] = now + 1_000_000_000
-                } else if case .success = outcome {
-                    blocked[server] = nil
-                }
+            if isUnconfirmed {
+                holdWrites(to: server)
+            } else if case .success = outcome {
+                unconfirmedServers.withLock { $0[server] = nil }
             }
         }
         return outcome
@@ -329,8 +326,13 @@ public final class RedisSessionBackend: SessionBackend {
         guard settings.waitReplicas > 0, let replicas = RedisStoreSetup.connectedReplicas(node),
             replicas < settings.waitReplicas
         else { return }
+        holdWrites(to: node.configuration.endpoint)
+    }
+
+    /// Makes writes to `server` fail at once for the next second.
+    private func holdWrites(to server: RedisEndpoint) {
         let until = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
-        unconfirmedServers.withLock { $0[node.configuration.endpoint] = until }
+        unconfirmedServers.withLock { $0[server] = until }
     }
 
     /// Loads the library, the store's description and the configuration again, one restore at a time
