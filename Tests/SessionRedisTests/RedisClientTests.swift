@@ -39,6 +39,16 @@ struct RedisClientTests {
         #expect(client.isUp)
     }
 
+    /// The tests' own servers: one whose port is taken fails to start, loudly, instead of leaving its
+    /// test talking to the server that holds the port.
+    @Test func aTestServerOnATakenPortIsAnError() throws {
+        let first = RedisProcess()
+        try first.start()
+        #expect((20000..<32768).contains(first.port))
+        let second = RedisProcess(port: first.port)
+        #expect(throws: RedisProcessError.self) { try second.start() }
+    }
+
     @Test func commandsQueuedWhileAnswersAreOnTheirWayLeaveTogetherInOrder() throws {
         let redis = RedisProcess()
         try redis.start()

@@ -1,9 +1,16 @@
+@testable import SessionRedis
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A `redis-server` of a test's own, on a free loopback port, without persistence (spawned with
-/// `posix_spawn`, stopped with SIGTERM and `waitpid`).
+/// `posix_spawn`, stopped with SIGKILL and `waitpid`).
+///
+/// Free ports are taken below Linux's ephemeral range (32768 and up), so no outgoing connection made
+/// between ``freePort()`` and the server's `bind` can take the port. A server that exits before it
+/// accepts connections (its port taken all the same) is an error naming the port, never a test that
+/// talks to somebody else's server.
 final class RedisProcess {
     let port: Int
     /// Configuration directives after the defaults (`["--cluster-enabled", "yes"]`).
@@ -32,15 +39,35 @@ final class RedisProcess {
         let result = posix_spawnp(&pid, "redis-server", &actions, nil, &argv, environ)
         guard result == 0 else { throw RedisProcessError(message: "posix_spawnp redis-server: \(result)") }
         for _ in 0..<300 {
-            if Self.accepts(port: port) { return }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                pid = 0
+                throw RedisProcessError(message: "redis-server exited at start (port \(port) taken?)")
+            }
+            if Self.accepts(port: port), answersAsItself() { return }
             usleep(10_000)
         }
         throw RedisProcessError(message: "redis-server did not start on port \(port)")
     }
 
+    /// Whether the server on the port is this process (`INFO server` names its process id).
+    private func answersAsItself() -> Bool {
+        let client = RedisClient(
+            configuration: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), timeout: .seconds(1))
+        )
+        defer { client.close() }
+        guard case .success(let info) = client.sendAndWait(["INFO", "server"]), let text = info.string else {
+            return false
+        }
+        return text.contains("process_id:\(pid)\r\n")
+    }
+
     /// Stops and resumes the server's process (SIGSTOP, SIGCONT): a server that does not answer.
     func pause() { if pid > 0 { kill(pid, SIGSTOP) } }
     func resume() { if pid > 0 { kill(pid, SIGCONT) } }
+
+    /// The server's process id (0 when it is not running).
+    var processID: pid_t { pid }
 
     func stop() {
         guard pid > 0 else { return }
@@ -53,20 +80,26 @@ final class RedisProcess {
 
     deinit { stop() }
 
+    /// A loopback port in 20000..<32768 that nothing listens on or is bound to now.
     static func freePort() -> Int {
+        while true {
+            let port = Int.random(in: 20000..<32768)
+            if canBind(port: port) { return port }
+        }
+    }
+
+    private static func canBind(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     static func accepts(port: Int) -> Bool {
