@@ -18,29 +18,12 @@
 # request costs on a cluster.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source Benchmarks/stats.sh
 ROUNDS=${1:-5}
 SECONDS_PER_RUN=${2:-10}
 SESSIONS=${SESSIONS:-100000}
 BIG_SESSIONS=${BIG_SESSIONS:-1000000}
-SESSIOND_TUNABLES=$(unset GLIBC_TUNABLES; source scripts/malloc-tunables.sh; echo "$GLIBC_TUNABLES")
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source Benchmarks/redis/common.sh
 
-echo "== building sessiond (release)"
-swift build -c release --product sessiond >/dev/null
-bin="$PWD/.build/release/sessiond"
-
-start_redis() {  # dir port [args…] → pid
-    local dir=$1 port=$2
-    shift 2
-    mkdir -p "$dir"
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
-        --logfile "$dir/redis.log" "$@" &
-    echo $! > "$dir/pid"
-    until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
-}
 server_port=$(free_port)
 start_redis "$work/server" "$server_port"
 declare -A redis_pids=([server]=$(cat "$work/server/pid") [cluster]="")
@@ -54,43 +37,21 @@ done
 redis-cli --cluster create "${cluster_ports[@]/#/127.0.0.1:}" --cluster-yes >/dev/null
 until redis-cli -p "${cluster_ports[2]}" cluster info | grep -q cluster_state:ok; do sleep 0.05; done
 
-export API_TOKEN=bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-echo "$API_TOKEN" > "$work/api-token"
-chmod 600 "$work/api-token"
 cluster_url=$(printf 'redis://127.0.0.1:%s,' "${cluster_ports[@]}")
-declare -A port=([server]=$(free_port) [cluster]=$(free_port)) url=([server]="redis://127.0.0.1:$server_port" [cluster]="${cluster_url%,}") pid
+declare -A port=([server]=$(free_port) [cluster]=$(free_port)) url=([server]="redis://127.0.0.1:$server_port" [cluster]="${cluster_url%,}")
 for side in server cluster; do
-    GLIBC_TUNABLES="$SESSIOND_TUNABLES" "$bin" --port "${port[$side]}" --api-token-file "$work/api-token" \
-        --storage redis --redis-url "${url[$side]}" --log-level warning &
-    pid[$side]=$!
+    start_sessiond "$side" "${port[$side]}" --storage redis --redis-url "${url[$side]}"
 done
-for side in server cluster; do
-    until curl -sf "http://127.0.0.1:${port[$side]}/readyz" >/dev/null; do sleep 0.1; done
-done
+wait_ready "${port[server]}" "${port[cluster]}"
 
-
-wrk_run() {  # side script → "req/s p99 sessiond-µs/req redis-µs/req"
-    local out before redis_before after redis_after requests
-    # shellcheck disable=SC2086 # the side's redis-server pids
-    before=$(cpu_ticks "${pid[$1]}"); redis_before=$(cpu_ticks ${redis_pids[$1]})
-    out=$(wrk -t1 -c50 -d"${SECONDS_PER_RUN}s" --latency -s "$2" "http://127.0.0.1:${port[$1]}")
-    # shellcheck disable=SC2086
-    after=$(cpu_ticks "${pid[$1]}"); redis_after=$(cpu_ticks ${redis_pids[$1]})
-    if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $(grep Non-2xx <<<"$out")" >&2; fi
-    requests=$(awk '/requests in/ {print $1}' <<<"$out")
-    echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")" \
-        "$(per_request $((after - before)) "$requests") $(per_request $((redis_after - redis_before)) "$requests")"
+wrk_run() {  # side script → "req/s p99 sessiond-µs/req redis-µs/req wrk-µs/req"
+    measure "${port[$1]}" "$2" "${pid[$1]}" "${redis_pids[$1]}"
 }
 
 for side in server cluster; do
     export TOKENS_FILE="$work/tokens-$side"
     : > "$TOKENS_FILE"
-    created=0
-    while ((created < SESSIONS)); do
-        out=$(wrk -t1 -c50 -d5s -s Benchmarks/http/create.lua "http://127.0.0.1:${port[$side]}")
-        created=$((created + $(awk '/requests in/ {print $1}' <<<"$out")))
-    done
-    echo "$side: $created sessions loaded"
+    echo "$side: $(load_sessions "${port[$side]}" "$SESSIONS") sessions loaded"
 done
 
 declare -A get post get_p99 post_p99 get_cpu post_cpu get_redis post_redis
@@ -99,8 +60,8 @@ for round in $(seq "$ROUNDS"); do
     ((round % 2 == 0)) && order=(cluster server)
     for side in "${order[@]}"; do
         export TOKENS_FILE="$work/tokens-$side"
-        read -r v v99 vc vr < <(wrk_run "$side" Benchmarks/http/validate.lua)
-        read -r p p99 pc pr < <(wrk_run "$side" Benchmarks/http/create_measure.lua)
+        read -r v v99 vc vr _ < <(wrk_run "$side" Benchmarks/http/validate.lua)
+        read -r p p99 pc pr _ < <(wrk_run "$side" Benchmarks/http/create_measure.lua)
         echo "round $round $side: GET /v1/session $v req/s (p99 $v99, sessiond $vc µs/req, redis $vr µs/req)" \
             "| POST /v1/sessions $p req/s (p99 $p99, sessiond $pc µs/req, redis $pr µs/req)"
         get[$side]+="$v "; get_p99[$side]+="$v99 "; get_cpu[$side]+="$vc "; get_redis[$side]+="$vr "

@@ -6,8 +6,8 @@
 #      100,000 users, every 10th token kept for the validations).
 #   2. ROUNDS rounds (default 5) of SECONDS (default 10): wrk -t1 -c50 GET /v1/session (validate and
 #      slide) and POST /v1/sessions against each server, back to back, alternating which goes first.
-#      Each run reports req/s, p99, sessiond's CPU time per request and, for the Redis side,
-#      redis-server's CPU time per request (user + system from /proc/PID/stat).
+#      Each run reports req/s, p99, sessiond's CPU time per request, wrk's, and for the Redis side
+#      redis-server's (user + system from /proc/PID/stat; wrk's from the shell's `times`).
 #   3. Redis's own ceiling: redis-benchmark -c 50 of the validate function itself (FCALL sd1_validate
 #      of one live session) at -P 1 and -P 16, and of GET.
 #   4. Redis memory per session: used_memory growth while the sessions were loaded, divided by them.
@@ -20,85 +20,56 @@
 # the Redis side the round trip to redis-server and its work, on the same two cores as wrk.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source Benchmarks/stats.sh
 ROUNDS=${1:-5}
 SECONDS_PER_RUN=${2:-10}
 SESSIONS=${SESSIONS:-100000}
 BIG_SESSIONS=${BIG_SESSIONS:-1000000}
 APPENDFSYNC=${APPENDFSYNC:-no}
-SESSIOND_TUNABLES=$(unset GLIBC_TUNABLES; source scripts/malloc-tunables.sh; echo "$GLIBC_TUNABLES")
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-echo "== building sessiond (release)"
-swift build -c release --product sessiond >/dev/null
-bin="$PWD/.build/release/sessiond"
+source Benchmarks/redis/common.sh
 
 redis_port=$(free_port)
 persistence=(--appendonly no)
 [ "$APPENDFSYNC" != no ] && persistence=(--appendonly yes --appendfsync "$APPENDFSYNC")
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" "${persistence[@]}" --dir "$work" \
-    --logfile "$work/redis.log" &
-redis_pid=$!
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
+start_redis "$work/redis" "$redis_port" "${persistence[@]}"
+redis_pid=$(cat "$work/redis/pid")
 used_memory() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
 memory_empty=$(used_memory)
 
-export API_TOKEN=bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-echo "$API_TOKEN" > "$work/api-token"
-chmod 600 "$work/api-token"
-declare -A port=([redis]=$(free_port) [memory]=$(free_port)) pid
-GLIBC_TUNABLES="$SESSIOND_TUNABLES" "$bin" --port "${port[redis]}" --api-token-file "$work/api-token" \
-    --storage redis --redis-url "redis://127.0.0.1:$redis_port" --log-level warning &
-pid[redis]=$!
-GLIBC_TUNABLES="$SESSIOND_TUNABLES" "$bin" --port "${port[memory]}" --api-token-file "$work/api-token" \
-    --storage memory --log-level warning &
-pid[memory]=$!
-for side in redis memory; do
-    until curl -sf "http://127.0.0.1:${port[$side]}/readyz" >/dev/null; do sleep 0.1; done
-done
+declare -A port=([redis]=$(free_port) [memory]=$(free_port))
+start_sessiond redis "${port[redis]}" --storage redis --redis-url "redis://127.0.0.1:$redis_port"
+start_sessiond memory "${port[memory]}" --storage memory
+wait_ready "${port[redis]}" "${port[memory]}"
 
-
-wrk_run() {  # side script → "req/s p99 sessiond-µs/req redis-µs/req"
-    local out before redis_before after redis_after requests
-    before=$(cpu_ticks "${pid[$1]}"); redis_before=$(cpu_ticks "$redis_pid")
-    out=$(wrk -t1 -c50 -d"${SECONDS_PER_RUN}s" --latency -s "$2" "http://127.0.0.1:${port[$1]}")
-    after=$(cpu_ticks "${pid[$1]}"); redis_after=$(cpu_ticks "$redis_pid")
-    if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $(grep Non-2xx <<<"$out")" >&2; fi
-    requests=$(awk '/requests in/ {print $1}' <<<"$out")
-    echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")" \
-        "$(per_request $((after - before)) "$requests") $(per_request $((redis_after - redis_before)) "$requests")"
+wrk_run() {  # side script → "req/s p99 sessiond-µs/req redis-µs/req wrk-µs/req"
+    measure "${port[$1]}" "$2" "${pid[$1]}" "$redis_pid"
 }
 
 for side in redis memory; do
     export TOKENS_FILE="$work/tokens-$side"
     : > "$TOKENS_FILE"
-    created=0
-    while ((created < SESSIONS)); do
-        out=$(wrk -t1 -c50 -d5s -s Benchmarks/http/create.lua "http://127.0.0.1:${port[$side]}")
-        created=$((created + $(awk '/requests in/ {print $1}' <<<"$out")))
-    done
+    created=$(load_sessions "${port[$side]}" "$SESSIONS")
     echo "$side: $created sessions loaded"
     [ "$side" = redis ] && redis_sessions=$created && memory_loaded=$(used_memory)
 done
 
 get_r=(); get_m=(); post_r=(); post_m=(); get_cpu_r=(); get_cpu_m=(); post_cpu_r=(); post_cpu_m=()
-get_redis_cpu=(); post_redis_cpu=(); get_p99_r=(); get_p99_m=()
+get_redis_cpu=(); post_redis_cpu=(); get_p99_r=(); get_p99_m=(); post_wrk_r=(); post_wrk_m=()
 for round in $(seq "$ROUNDS"); do
     order=(redis memory)
     ((round % 2 == 0)) && order=(memory redis)
     for side in "${order[@]}"; do
         export TOKENS_FILE="$work/tokens-$side"
-        read -r v v99 vc vr < <(wrk_run "$side" Benchmarks/http/validate.lua)
-        read -r p p99 pc pr < <(wrk_run "$side" Benchmarks/http/create_measure.lua)
-        echo "round $round $side: GET /v1/session $v req/s (p99 $v99, sessiond $vc µs/req, redis-server $vr µs/req)" \
-            "| POST /v1/sessions $p req/s (p99 $p99, sessiond $pc µs/req, redis-server $pr µs/req)"
+        read -r v v99 vc vr vw < <(wrk_run "$side" Benchmarks/http/validate.lua)
+        read -r p p99 pc pr pw < <(wrk_run "$side" Benchmarks/http/create_measure.lua)
+        echo "round $round $side: GET /v1/session $v req/s (p99 $v99, sessiond $vc µs/req, redis-server $vr µs/req," \
+            "wrk $vw µs/req) | POST /v1/sessions $p req/s (p99 $p99, sessiond $pc µs/req, redis-server $pr µs/req," \
+            "wrk $pw µs/req)"
         if [ "$side" = redis ]; then
             get_r+=("$v"); post_r+=("$p"); get_cpu_r+=("$vc"); post_cpu_r+=("$pc")
-            get_redis_cpu+=("$vr"); post_redis_cpu+=("$pr"); get_p99_r+=("$v99")
+            get_redis_cpu+=("$vr"); post_redis_cpu+=("$pr"); get_p99_r+=("$v99"); post_wrk_r+=("$pw")
         else
             get_m+=("$v"); post_m+=("$p"); get_cpu_m+=("$vc"); post_cpu_m+=("$pc"); get_p99_m+=("$v99")
+            post_wrk_m+=("$pw")
         fi
     done
 done
@@ -133,7 +104,7 @@ echo "                   CPU µs/request: sessiond redis $(median "${get_cpu_r[@
 echo "POST /v1/sessions: median redis $(median "${post_r[@]}"), memory $(median "${post_m[@]}") req/s;" \
     "redis/memory per round $(paired post_r post_m)"
 echo "                   CPU µs/request: sessiond redis $(median "${post_cpu_r[@]}"), memory $(median "${post_cpu_m[@]}");" \
-    "redis-server $(median "${post_redis_cpu[@]}")"
+    "redis-server $(median "${post_redis_cpu[@]}"); wrk redis $(median "${post_wrk_r[@]}"), memory $(median "${post_wrk_m[@]}")"
 echo "Redis memory per session: $(( (memory_loaded - memory_empty) / redis_sessions )) bytes" \
     "($redis_sessions sessions; $(( (memory_big - memory_empty) / total )) bytes at $total)"
 echo "Scrape of /metrics with $active sessions in Redis: median $(median "${scrapes[@]}") s of 20" \

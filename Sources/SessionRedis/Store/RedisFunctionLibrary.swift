@@ -186,7 +186,7 @@ enum RedisFunctionLibrary {
             return {'E', 'session_limit_reached', cfg.cap}
           end
           -- A taken id or token hash (240 random bits of a token) is refused before anything is written.
-          if redis.call('EXISTS', p .. 'k:' .. th) == 1 or redis.call('EXISTS', p .. 'i:' .. id) == 1 then
+          if redis.call('EXISTS', p .. 'k:' .. th, p .. 'i:' .. id) > 0 then
             return {'E', 'collision', 0}
           end
           local victims, strays = {}, {}
@@ -206,12 +206,12 @@ enum RedisFunctionLibrary {
             fields[#fields + 1] = data
           end
           redis.call('HSET', p .. 'k:' .. th, unpack(fields))
-          if redis.call('ZADD', ukey, seq, id) == 1 and redis.call('ZCARD', ukey) == 1 then
-            redis.call('ZADD', p .. 'users', 0, u)
-          end
+          redis.call('ZADD', ukey, seq, id)
+          -- The user is new, or every session it had was just evicted: it joins the user list.
+          if count == #victims + #strays then redis.call('ZADD', p .. 'users', 0, u) end
           redis.call('ZADD', p .. 'all', seq, id)
           redis.call('ZADD', p .. 'dl', math.min(now + math.abs(idle), x), id)
-          see(p, u, now)
+          redis.call('ZADD', p .. 'seen', now, u)
           add_event(p, ctx, {'t', 'c', 'id', id, 'u', u, 'c', now, 'a', now})
           return {'OK', {id, u, now, now, idle, x, data}, ended}
         end)
