@@ -11,7 +11,9 @@ skipped.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
+import signal
 import threading
 import time
 
@@ -414,6 +416,63 @@ def test_a_rolling_restart_loses_no_acknowledged_change(make_server, redis):
             elif state == "ended":
                 assert_error(client.validate(token, refresh=False), 401, "session_unknown")
     assert sum(1 for state in acknowledged.values() if state == "ended") > 10
+
+
+@pytest.mark.redis_topology("standalone")
+def test_writes_wait_for_the_replica_and_reads_never_wait_behind_them(make_server, redis, tmp_path):
+    """--redis-wait-replicas 1 on one server and its replica: a login is acknowledged once the replica
+    has it. While the replica does not answer, a login waits out one WAIT and is refused 503
+    storage_unavailable (counted as unconfirmed), the next ones at once for a second, and a
+    validation sent while that WAIT runs is answered before it (writes that wait for replicas have a
+    connection of their own); once the replica answers again, logins are acknowledged again."""
+    primary = redis(["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"])
+    replica = RedisServer(tmp_path / "replica", args=["--replicaof", "127.0.0.1", str(primary.port),
+                                                      "--repl-diskless-load", "on-empty-db"]).start()
+    try:
+        server = instances(make_server, primary, 1, ["--redis-wait-replicas", "1", "--redis-timeout", "1"])[0]
+        client = server.client()
+
+        def login_when_confirmed(within: float) -> str:
+            # Redis streams writes to a new replica once it has acknowledged its full sync (a second).
+            deadline = time.monotonic() + within
+            while True:
+                response = client.post("/v1/sessions", json_body={"username": unique("confirmed")})
+                if response.status_code == 201:
+                    return response.json()["token"]
+                assert_error(response, 503, "storage_unavailable")
+                assert time.monotonic() < deadline, "logins were not confirmed by the replica"
+                time.sleep(0.1)
+
+        token = login_when_confirmed(10)
+        assert primary.command("DBSIZE") == replica.command("DBSIZE"), "an acknowledged login is not on the replica"
+
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            finished: list[tuple[str, float, int]] = []
+            started = time.monotonic()
+
+            def login():
+                response = server.client().post("/v1/sessions", json_body={"username": unique("unconfirmed")})
+                finished.append(("login", time.monotonic() - started, response.status_code))
+
+            writer = threading.Thread(target=login)
+            writer.start()
+            time.sleep(0.02)
+            response = server.client().validate(token, refresh=False)
+            finished.append(("validation", time.monotonic() - started, response.status_code))
+            writer.join()
+            assert [(what, status) for what, _, status in finished] == [("validation", 200), ("login", 503)], finished
+            assert finished[1][1] >= 0.09, f"the login did not wait out the WAIT (100 ms): {finished}"
+            began = time.monotonic()
+            assert_error(client.post("/v1/sessions", json_body={"username": unique("held")}), 503,
+                         "storage_unavailable")
+            assert time.monotonic() - began < 0.09, "a login waited while writes are held back"
+            assert (metric(scrape(server), "sessiond_redis_errors_total", error="unconfirmed") or 0) >= 2
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        login_when_confirmed(5)
+    finally:
+        replica.stop()
 
 
 def test_kill_9_of_one_instance_leaves_the_others_serving(make_server, redis):

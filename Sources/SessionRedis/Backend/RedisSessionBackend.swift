@@ -66,6 +66,9 @@ public final class RedisSessionBackend: SessionBackend {
     /// - Throws: ``RedisStoreError`` naming what is wrong (unreachable, too old, evicting, …).
     public static func open(configuration: RedisStoreConfiguration) throws(RedisStoreError) -> RedisSessionBackend {
         let client: any RedisCommandSender
+        // Writes go on a connection of their own when replicas must confirm them (`WAIT`).
+        var clientConfiguration = configuration.client
+        clientConfiguration.confirmingReplicas = configuration.waitReplicas
         if RedisClusterClient.isCluster(seeds: configuration.seeds, timeout: configuration.client.timeout) == true {
             guard configuration.client.endpoint.database == 0 else {
                 throw RedisStoreError(
@@ -73,12 +76,12 @@ public final class RedisSessionBackend: SessionBackend {
                 )
             }
             do {
-                client = try RedisClusterClient(seeds: configuration.seeds, configuration: configuration.client)
+                client = try RedisClusterClient(seeds: configuration.seeds, configuration: clientConfiguration)
             } catch {
                 throw RedisStoreError("Redis Cluster: \(error.message)")
             }
         } else {
-            client = RedisClient(configuration: configuration.client)
+            client = RedisClient(configuration: clientConfiguration)
         }
         do {
             var store = try RedisStoreSetup.open(client: client, configuration: configuration)
@@ -245,18 +248,18 @@ public final class RedisSessionBackend: SessionBackend {
             }
         }
         // A primary whose replicas did not confirm a write within the last second gets no write
-        // (each `WAIT` there would hold its connection, and the reads queued behind it, for the
-        // whole wait): the call fails at once, and the first one after that second tries again.
+        // (each group of writes there would wait out a whole `WAIT`, and the writes queued behind
+        // it too): the call fails at once, and the first one after that second tries again.
         let server = client.server(of: command)
         if let server, let until = unconfirmedServers.withLock({ $0[server] }), started < until {
             client.recordError(.unconfirmed)
             return completion(.failure(Self.unavailable("fewer than \(settings.waitReplicas) replicas confirm writes")))
         }
-        // `WAIT` right after the call on the same connection: it answers once that many replicas
-        // have every write the connection made so far, this call's included.
-        client.sendPipelined([command, waitCommand]) { [self] results in
+        // On the server's connection for confirmed writes, answered once a `WAIT` after it (shared
+        // with the writes queued meanwhile) says that many replicas have it.
+        client.sendConfirmed(command) { [self] result in
             recordDuration(operation, since: started)
-            completion(confirmed(interpret(results[0], operation: operation), wait: results[1], server: server))
+            completion(confirmed(result, operation: operation, server: server))
         }
     }
 
@@ -267,46 +270,27 @@ public final class RedisSessionBackend: SessionBackend {
         "configuration", "statistics",
     ]
 
-    /// `WAIT <replicas> <timeout>`: the replicas of ``RedisStoreConfiguration/waitReplicas``, within
-    /// a quarter of the client's timeout and at most 100 ms (a replica that keeps up confirms within
-    /// a round trip; the wait holds the connection's other commands).
-    var waitCommand: [[UInt8]] {
-        let milliseconds = max(1, min(100, Int(settings.client.timeout / .milliseconds(1)) / 4))
-        return [Array("WAIT".utf8), Array("\(settings.waitReplicas)".utf8), Array("\(milliseconds)".utf8)]
-    }
-
-    /// A call's result once `WAIT` answered: `storage_unavailable` when fewer replicas than required
-    /// confirmed it in time (the write may or may not survive a failover, so it is not
-    /// acknowledged). Then, and when no answer came in time (the server is busy with earlier waits),
-    /// writes to `server` fail at once for a second.
+    /// A confirmed write's result as the backend's (``interpret(_:operation:)``). Too few replicas in
+    /// time (the write may or may not survive a failover, so it is not acknowledged) is
+    /// `storage_unavailable`; then, and when no answer came in time (the server is busy with earlier
+    /// waits), writes to `server` fail at once for a second.
     func confirmed(
-        _ result: Result<RedisValue, SessionError>,
-        wait: Result<RedisValue, RedisClientError>,
+        _ result: Result<RedisValue, RedisClientError>,
+        operation: String,
         server: RedisEndpoint?
     ) -> Result<RedisValue, SessionError> {
-        var outcome = result
+        var outcome = interpret(result, operation: operation)
         var isUnconfirmed = false
-        switch (result, wait) {
-        case (.failure, .failure(let error)):
-            isUnconfirmed = error.code == .timeout
-        case (.failure, _):
-            break
-        case (.success, .success(.error(let message))):
-            client.recordErrorReply()
-            outcome = .failure(Self.unavailable("Redis refused WAIT: \(message)"))
-        case (.success, .failure(let error)):
-            isUnconfirmed = error.code == .timeout
-            outcome = .failure(Self.unavailable("Redis: \(error.code.rawValue) waiting for replicas"))
-        case (.success, .success(let reply)):
-            if let replicas = reply.integer {
-                if replicas < Int64(settings.waitReplicas) {
-                    isUnconfirmed = true
-                    client.recordError(.unconfirmed)
-                    let detail = "\(replicas) of \(settings.waitReplicas) replicas confirmed the write in time"
-                    outcome = .failure(Self.unavailable(detail))
-                }
-            } else {
-                outcome = .failure(Self.malformedReply("WAIT"))
+        if case .failure(let error) = result {
+            switch error.code {
+            case .unconfirmed:
+                isUnconfirmed = true
+                client.recordError(.unconfirmed)
+                outcome = .failure(Self.unavailable(error.message))
+            case .timeout:
+                isUnconfirmed = true
+            default:
+                break
             }
         }
         if let server {

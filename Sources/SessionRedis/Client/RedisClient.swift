@@ -27,6 +27,8 @@ public final class RedisClient: RedisCommandSender {
 
     public let configuration: RedisClientConfiguration
     let slots: [RedisConnectionSlot]
+    /// The connection of the writes that replicas must confirm (with ``RedisClientConfiguration/confirmingReplicas``).
+    let confirmingSlot: RedisConnectionSlot?
     private let counters = Mutex(RedisClientStatistics())
     private let nextSlot = Atomic<Int>(0)
     private let isClosed = Atomic<Bool>(false)
@@ -41,6 +43,15 @@ public final class RedisClient: RedisCommandSender {
         self.configuration = configuration
         timeoutNanoseconds = UInt64(max(1, configuration.timeout / .nanoseconds(1)))
         slots = (0..<max(1, configuration.connections)).map { RedisConnectionSlot(index: $0) }
+        if configuration.confirmingReplicas > 0 {
+            confirmingSlot = RedisConnectionSlot(
+                index: slots.count,
+                confirmation: .init(replicas: configuration.confirmingReplicas, wait: configuration.confirmationWait),
+                timeout: configuration.timeout
+            )
+        } else {
+            confirmingSlot = nil
+        }
         watchdog = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "sessiond.redis.watchdog"))
         let period = max(Duration.milliseconds(5), configuration.timeout / 4)
         watchdog.schedule(
@@ -50,7 +61,7 @@ public final class RedisClient: RedisCommandSender {
         watchdog.setEventHandler { [weak self] in self?.failOverdue() }
         watchdog.resume()
         let opened = DispatchGroup()
-        for slot in slots {
+        for slot in allSlots {
             opened.enter()
             stopped.enter()
             DispatchQueue(label: "sessiond.redis.connection-\(slot.index)").async { [self] in
@@ -87,6 +98,28 @@ public final class RedisClient: RedisCommandSender {
             RedisRequest(deadline: deadline) { collector.set(index, $0) }
         }
         dispatch(encoded, requests)
+    }
+
+    /// Sends a write that ``RedisClientConfiguration/confirmingReplicas`` replicas must hold before
+    /// it is answered (see ``RedisConfirmedWrite``): on its own connection, with the writes queued
+    /// meanwhile, followed by one `WAIT` for them all. A write the replicas did not confirm in time
+    /// fails with ``RedisClientError/Code/unconfirmed``. Without confirming replicas, the same as
+    /// ``send(_:completion:)``.
+    public func sendConfirmed(_ arguments: [[UInt8]], completion: @escaping Completion) {
+        guard let confirmingSlot else { return send(arguments, completion: completion) }
+        guard !isClosed.load(ordering: .relaxed) else {
+            return completion(.failure(RedisClientError(code: .closed, message: "the Redis client is closed")))
+        }
+        let write = RedisConfirmedWrite(completion: completion)
+        let request = RedisRequest(deadline: Self.now() + timeoutNanoseconds) { write.answered($0) }
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(64 + arguments.reduce(0) { $0 + $1.count + 16 })
+        RedisConnection.encode(arguments, into: &encoded)
+        guard confirmingSlot.write(encoded, [request], confirming: [write]) else {
+            record(.connect)
+            request.complete(.failure(RedisClientError(code: .connect, message: "Redis is unreachable")))
+            return
+        }
     }
 
     /// Hands encoded commands to the first connection that is open, or fails them.
@@ -137,12 +170,15 @@ public final class RedisClient: RedisCommandSender {
     /// Closes the connections (what waits for an answer fails) and waits for their threads to end.
     public func close() {
         guard !isClosed.exchange(true, ordering: .relaxed) else { return }
-        for slot in slots { slot.close() }
+        for slot in allSlots { slot.close() }
         stopped.wait()
         watchdog.cancel()
     }
 
     var closed: Bool { isClosed.load(ordering: .relaxed) }
+
+    /// Every connection, the confirming one included.
+    private var allSlots: [RedisConnectionSlot] { slots + (confirmingSlot.map { [$0] } ?? []) }
 
     // MARK: For the readers
 
@@ -163,7 +199,7 @@ public final class RedisClient: RedisCommandSender {
     private func failOverdue() {
         let now = Self.now()
         var overdue = 0
-        for slot in slots {
+        for slot in allSlots {
             for request in slot.overdue(now: now)
             where request.complete(.failure(RedisClientError(code: .timeout, message: "no answer from Redis in time")))
             {

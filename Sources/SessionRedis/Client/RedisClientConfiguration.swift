@@ -9,14 +9,26 @@ public struct RedisClientConfiguration: Sendable, Hashable {
     /// queued while answers are on their way leave in one write); more spread the decoding of
     /// answers over more threads, so a large answer holds up fewer others.
     public var connections: Int
+    /// Replicas that must hold a write sent with ``RedisClient/sendConfirmed(_:completion:)`` before
+    /// it is answered (`WAIT`); 0 confirms nothing. Above 0, such writes get a connection of their
+    /// own, so the other commands never queue behind a `WAIT`.
+    public var confirmingReplicas: Int
 
     public init(
         endpoint: RedisEndpoint,
         timeout: Duration = .milliseconds(250),
-        connections: Int = 1
+        connections: Int = 1,
+        confirmingReplicas: Int = 0
     ) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.connections = connections
+        self.confirmingReplicas = confirmingReplicas
+    }
+
+    /// The longest a `WAIT` waits for the replicas: a quarter of the timeout, at most 100 ms (a
+    /// replica that keeps up confirms within a round trip).
+    public var confirmationWait: Duration {
+        max(.milliseconds(1), min(.milliseconds(100), timeout / 4))
     }
 }

@@ -123,7 +123,26 @@ public final class RedisClusterClient: RedisCommandSender {
     ) {
         guard !commands.isEmpty else { return completion([]) }
         let slot = commands.lazy.compactMap { RedisHashSlot.of(command: $0) }.first
-        route(commands, slot: slot, asking: nil, attempt: 0, started: RedisClient.now(), completion: completion)
+        let routing = Routing(
+            commands: commands,
+            slot: slot,
+            started: RedisClient.now(),
+            confirmed: false,
+            completion: completion
+        )
+        route(routing, asking: nil, attempt: 0)
+    }
+
+    /// The write goes to its slot's primary, on that primary's confirming connection; `ASK` is
+    /// waited out (``Next/retry``), since `ASKING` would have to go on that connection too.
+    public func sendConfirmed(_ arguments: [[UInt8]], completion: @escaping RedisClient.Completion) {
+        let routing = Routing(
+            commands: [arguments],
+            slot: RedisHashSlot.of(command: arguments),
+            started: RedisClient.now(),
+            confirmed: true
+        ) { results in completion(results[0]) }
+        route(routing, asking: nil, attempt: 0)
     }
 
     public func server(of command: [[UInt8]]) -> RedisEndpoint? {
@@ -180,14 +199,21 @@ public final class RedisClusterClient: RedisCommandSender {
 
     // MARK: Routing
 
-    private func route(
-        _ commands: [[[UInt8]]],
-        slot: Int?,
-        asking: RedisEndpoint?,
-        attempt: Int,
-        started: UInt64,
-        completion: @escaping @Sendable ([Result<RedisValue, RedisClientError>]) -> Void
-    ) {
+    /// Commands on their way to the primary of their slot: what ``route(_:asking:attempt:)`` and
+    /// ``retryOrFail(_:attempt:failure:)`` pass on from one attempt to the next.
+    private struct Routing: Sendable {
+        let commands: [[[UInt8]]]
+        let slot: Int?
+        /// When the first attempt began (the timeout counts from there).
+        let started: UInt64
+        /// One write sent with ``RedisClient/sendConfirmed(_:completion:)``.
+        let confirmed: Bool
+        let completion: @Sendable ([Result<RedisValue, RedisClientError>]) -> Void
+    }
+
+    /// Sends the commands to the primary of their slot (or to `asking`), following redirections.
+    private func route(_ routing: Routing, asking: RedisEndpoint?, attempt: Int) {
+        let (commands, slot, completion) = (routing.commands, routing.slot, routing.completion)
         guard !isClosed.load(ordering: .relaxed) else {
             let closed = RedisClientError(code: .closed, message: "the Redis client is closed")
             return completion(commands.map { _ in .failure(closed) })
@@ -195,31 +221,26 @@ public final class RedisClusterClient: RedisCommandSender {
         let target = asking ?? state.withLock { state in state.target(ofSlot: slot) }
         guard let target else {
             requestRefresh()
-            return retryOrFail(commands, slot: slot, attempt: attempt, started: started, completion: completion) {
+            return retryOrFail(routing, attempt: attempt) {
                 RedisClientError(code: .connect, message: "no Redis Cluster node serves slot \(slot ?? -1)")
             }
         }
         let node = client(for: target)
         let handle: @Sendable ([Result<RedisValue, RedisClientError>]) -> Void = { [self] results in
-            switch decide(commands, results, attempt: attempt) {
+            switch decide(commands, results, attempt: attempt, confirmed: routing.confirmed) {
             case .done:
                 completion(results)
             case .moved:
-                route(commands, slot: slot, asking: nil, attempt: attempt + 1, started: started, completion: completion)
+                route(routing, asking: nil, attempt: attempt + 1)
             case .ask(let endpoint):
-                route(
-                    commands,
-                    slot: slot,
-                    asking: endpoint,
-                    attempt: attempt + 1,
-                    started: started,
-                    completion: completion
-                )
+                route(routing, asking: endpoint, attempt: attempt + 1)
             case .retry:
-                retryOrFail(commands, slot: slot, attempt: attempt, started: started, completion: completion) { nil }
+                retryOrFail(routing, attempt: attempt) { nil }
             }
         }
-        if asking != nil {
+        if routing.confirmed {
+            node.sendConfirmed(commands[0]) { handle([$0]) }
+        } else if asking != nil {
             // ASKING applies to the next command only: one before each.
             let asked = commands.flatMap { [[Array("ASKING".utf8)], $0] }
             node.sendPipelined(asked) { results in
@@ -248,11 +269,12 @@ public final class RedisClusterClient: RedisCommandSender {
     /// exceptions that wait for the slot's move to end instead (``Next/retry``): `ASK` for some of the
     /// keyed commands only (the others' keys are still here), and `ASK` for a function call (a
     /// function reads keys it does not name, and the importing node may not have them yet; see
-    /// ``RedisFunctionLibrary``).
+    /// ``RedisFunctionLibrary``), and `ASK` for a confirmed write.
     private func decide(
         _ commands: [[[UInt8]]],
         _ results: [Result<RedisValue, RedisClientError>],
-        attempt: Int
+        attempt: Int,
+        confirmed: Bool
     ) -> Next {
         var decision = Next.done
         var asked = 0
@@ -267,7 +289,7 @@ public final class RedisClusterClient: RedisCommandSender {
             }
             if decision.isDone { decision = next }
         }
-        if asked > 0 && (asked < keyed || callsFunction) { return .retry }
+        if asked > 0 && (asked < keyed || callsFunction || confirmed) { return .retry }
         return decision
     }
 
@@ -308,24 +330,17 @@ public final class RedisClusterClient: RedisCommandSender {
 
     /// Sends the commands again after a pause if the timeout allows; otherwise fails them with
     /// `failure()`, or `timeout`.
-    private func retryOrFail(
-        _ commands: [[[UInt8]]],
-        slot: Int?,
-        attempt: Int,
-        started: UInt64,
-        completion: @escaping @Sendable ([Result<RedisValue, RedisClientError>]) -> Void,
-        failure: @Sendable () -> RedisClientError?
-    ) {
+    private func retryOrFail(_ routing: Routing, attempt: Int, failure: @Sendable () -> RedisClientError?) {
         let pause = UInt64(Self.retryPause / .nanoseconds(1))
         let timeout = UInt64(configuration.timeout / .nanoseconds(1))
-        guard RedisClient.now() + pause < started + timeout, !isClosed.load(ordering: .relaxed) else {
+        guard RedisClient.now() + pause < routing.started + timeout, !isClosed.load(ordering: .relaxed) else {
             let error =
                 failure()
                 ?? RedisClientError(code: .timeout, message: "the Redis Cluster did not serve the slot in time")
-            return completion(commands.map { _ in .failure(error) })
+            return routing.completion(routing.commands.map { _ in .failure(error) })
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(pause))) { [self] in
-            route(commands, slot: slot, asking: nil, attempt: attempt, started: started, completion: completion)
+            route(routing, asking: nil, attempt: attempt)
         }
     }
 

@@ -17,6 +17,12 @@ public protocol RedisCommandSender: AnyObject, Sendable {
         completion: @escaping @Sendable ([Result<RedisValue, RedisClientError>]) -> Void
     )
 
+    /// Sends a write that replicas must confirm before it is answered
+    /// (``RedisClientConfiguration/confirmingReplicas``; see ``RedisConfirmedWrite``): to the server
+    /// of its key, on that server's connection for such writes. Fails with
+    /// ``RedisClientError/Code/unconfirmed`` when too few replicas confirmed it in time.
+    func sendConfirmed(_ arguments: [[UInt8]], completion: @escaping RedisClient.Completion)
+
     /// Sends a command without keys (`FUNCTION LOAD`, `INFO`, `CONFIG GET`) to every primary and
     /// waits for each answer: for startup.
     func sendToEveryPrimaryAndWait(_ arguments: [[UInt8]]) -> [Result<RedisValue, RedisClientError>]

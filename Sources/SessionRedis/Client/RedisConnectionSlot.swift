@@ -5,7 +5,29 @@ import Synchronization
 /// One of ``RedisClient``'s connections, as callers and its reader thread share it: the open
 /// connection (none while it is being opened again) and the commands written to it that wait for
 /// their answers, oldest first.
+///
+/// The connection for writes that replicas must confirm (``Confirmation``) ends each write to its
+/// socket with one `WAIT`, which settles the ``RedisConfirmedWrite``s written since the last one.
 final class RedisConnectionSlot: Sendable {
+    /// What the `WAIT` of a confirming connection asks for.
+    struct Confirmation {
+        /// Replicas that must hold each write.
+        var replicas: Int
+        /// The longest the `WAIT` waits for them.
+        var wait: Duration
+
+        /// `WAIT <replicas> <milliseconds>`, encoded.
+        var encodedCommand: [UInt8] {
+            var encoded: [UInt8] = []
+            let milliseconds = max(1, Int(wait / .milliseconds(1)))
+            RedisConnection.encode(
+                [Array("WAIT".utf8), Array("\(replicas)".utf8), Array("\(milliseconds)".utf8)],
+                into: &encoded
+            )
+            return encoded
+        }
+    }
+
     private struct State {
         var connection: RedisConnection?
         var waiting = Deque<RedisRequest>()
@@ -17,16 +39,25 @@ final class RedisConnectionSlot: Sendable {
         /// The reader sleeps until a command is written (it reads only what is awaited).
         var readerIdle = false
         var isClosed = false
+        /// Writes to be confirmed by the next `WAIT` (queued, not written yet).
+        var unconfirmed: [RedisConfirmedWrite] = []
     }
 
     let index: Int
+    /// Set on the connection for writes that replicas must confirm.
+    let confirmation: Confirmation?
+    private let encodedWait: [UInt8]
+    private let waitTimeoutNanoseconds: UInt64
     /// Writes to the socket so far (each carries one or more commands).
     let writes = Atomic<Int>(0)
     private let state = Mutex(State())
     private let wakeup = DispatchSemaphore(value: 0)
 
-    init(index: Int) {
+    init(index: Int, confirmation: Confirmation? = nil, timeout: Duration = .seconds(1)) {
         self.index = index
+        self.confirmation = confirmation
+        encodedWait = confirmation?.encodedCommand ?? []
+        waitTimeoutNanoseconds = UInt64(max(1, timeout / .nanoseconds(1)))
     }
 
     var isConnected: Bool { state.withLock { $0.connection != nil } }
@@ -39,12 +70,15 @@ final class RedisConnectionSlot: Sendable {
     /// come and before it waits for more: under load one `send` carries the commands of many callers
     /// and Redis reads them in one go, and nobody waits longer than the answers already on their way.
     /// A failed write abandons the connection: its reader then fails what waits, these requests included.
-    func write(_ encoded: [UInt8], _ requests: [RedisRequest]) -> Bool {
+    /// `confirming` are the writes among them that the next `WAIT` settles (on the confirming
+    /// connection only).
+    func write(_ encoded: [UInt8], _ requests: [RedisRequest], confirming: [RedisConfirmedWrite] = []) -> Bool {
         let (accepted, writeNow, wake) = state.withLock { state -> (Bool, Bool, Bool) in
             guard state.connection != nil, !state.isClosed else { return (false, false, false) }
             let nothingInFlight = state.waiting.isEmpty
             state.waiting.append(contentsOf: requests)
             state.unwritten.append(contentsOf: encoded)
+            state.unconfirmed.append(contentsOf: confirming)
             defer { state.readerIdle = false }
             return (true, nothingInFlight, state.readerIdle)
         }
@@ -69,7 +103,18 @@ final class RedisConnectionSlot: Sendable {
                     return nil
                 }
                 defer { state.unwritten.removeAll(keepingCapacity: true) }
-                return state.unwritten
+                guard let confirmation, !state.unconfirmed.isEmpty else { return state.unwritten }
+                // One `WAIT` after the writes of this chunk settles them all.
+                let deadline = RedisClient.now() + waitTimeoutNanoseconds
+                state.waiting.append(
+                    RedisConfirmedWrite.waitRequest(
+                        for: state.unconfirmed,
+                        replicas: confirmation.replicas,
+                        deadline: deadline
+                    )
+                )
+                state.unconfirmed.removeAll(keepingCapacity: true)
+                return state.unwritten + encodedWait
             }
             guard let chunk else { return }
             writes.add(1, ordering: .relaxed)
@@ -93,6 +138,8 @@ final class RedisConnectionSlot: Sendable {
         state.withLock { state in
             state.connection = nil
             state.unwritten.removeAll()
+            // Their requests are among those returned, and fail.
+            state.unconfirmed.removeAll()
             defer { state.waiting.removeAll() }
             return Array(state.waiting)
         }
