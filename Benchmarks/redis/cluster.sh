@@ -30,7 +30,8 @@ declare -A redis_pids=([server]=$(cat "$work/server/pid") [cluster]="")
 cluster_ports=()
 for node in 1 2 3; do
     node_port=$(free_port)
-    start_redis "$work/node$node" "$node_port" --cluster-enabled yes --cluster-port "$(free_port)"
+    start_redis "$work/node$node" "$node_port" --cluster-enabled yes --cluster-port "$(free_port)" \
+        --cluster-require-full-coverage no
     redis_pids[cluster]+="$(cat "$work/node$node/pid") "
     cluster_ports+=("$node_port")
 done
