@@ -46,8 +46,11 @@ public final class RedisClient: RedisCommandSender {
         if configuration.confirmingReplicas > 0 {
             confirmingSlot = RedisConnectionSlot(
                 index: slots.count,
-                confirmation: .init(replicas: configuration.confirmingReplicas, wait: configuration.confirmationWait),
-                timeout: configuration.timeout
+                confirmation: .init(
+                    replicas: configuration.confirmingReplicas,
+                    wait: configuration.confirmationWait,
+                    timeout: configuration.timeout
+                )
             )
         } else {
             confirmingSlot = nil
@@ -76,10 +79,7 @@ public final class RedisClient: RedisCommandSender {
     /// ``RedisValue/error(_:)``), or why there is none.
     public func send(_ arguments: [[UInt8]], completion: @escaping Completion) {
         let request = RedisRequest(deadline: Self.now() + timeoutNanoseconds, completion: completion)
-        var encoded: [UInt8] = []
-        encoded.reserveCapacity(64 + arguments.reduce(0) { $0 + $1.count + 16 })
-        RedisConnection.encode(arguments, into: &encoded)
-        dispatch(encoded, [request])
+        dispatch(Self.encoded(arguments), [request])
     }
 
     /// Sends several commands together, on one connection and in one write (they are carried out
@@ -112,14 +112,19 @@ public final class RedisClient: RedisCommandSender {
         }
         let write = RedisConfirmedWrite(completion: completion)
         let request = RedisRequest(deadline: Self.now() + timeoutNanoseconds) { write.answered($0) }
-        var encoded: [UInt8] = []
-        encoded.reserveCapacity(64 + arguments.reduce(0) { $0 + $1.count + 16 })
-        RedisConnection.encode(arguments, into: &encoded)
-        guard confirmingSlot.write(encoded, [request], confirming: [write]) else {
+        guard confirmingSlot.write(Self.encoded(arguments), [request], confirming: [write]) else {
             record(.connect)
             request.complete(.failure(RedisClientError(code: .connect, message: "Redis is unreachable")))
             return
         }
+    }
+
+    /// One command in RESP, in a buffer sized for it.
+    private static func encoded(_ arguments: [[UInt8]]) -> [UInt8] {
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(64 + arguments.reduce(0) { $0 + $1.count + 16 })
+        RedisConnection.encode(arguments, into: &encoded)
+        return encoded
     }
 
     /// Hands encoded commands to the first connection that is open, or fails them.

@@ -9,22 +9,26 @@ import Synchronization
 /// The connection for writes that replicas must confirm (``Confirmation``) ends each write to its
 /// socket with one `WAIT`, which settles the ``RedisConfirmedWrite``s written since the last one.
 final class RedisConnectionSlot: Sendable {
-    /// What the `WAIT` of a confirming connection asks for.
+    /// What the `WAIT` of a confirming connection asks for, encoded once.
     struct Confirmation {
         /// Replicas that must hold each write.
-        var replicas: Int
-        /// The longest the `WAIT` waits for them.
-        var wait: Duration
-
+        let replicas: Int
         /// `WAIT <replicas> <milliseconds>`, encoded.
-        var encodedCommand: [UInt8] {
+        let command: [UInt8]
+        /// How long the `WAIT`'s answer may take (the client's timeout).
+        let timeoutNanoseconds: UInt64
+
+        /// `WAIT replicas` for at most `wait`; its answer within `timeout`.
+        init(replicas: Int, wait: Duration, timeout: Duration) {
+            self.replicas = replicas
             var encoded: [UInt8] = []
             let milliseconds = max(1, Int(wait / .milliseconds(1)))
             RedisConnection.encode(
                 [Array("WAIT".utf8), Array("\(replicas)".utf8), Array("\(milliseconds)".utf8)],
                 into: &encoded
             )
-            return encoded
+            command = encoded
+            timeoutNanoseconds = UInt64(max(1, timeout / .nanoseconds(1)))
         }
     }
 
@@ -46,18 +50,14 @@ final class RedisConnectionSlot: Sendable {
     let index: Int
     /// Set on the connection for writes that replicas must confirm.
     let confirmation: Confirmation?
-    private let encodedWait: [UInt8]
-    private let waitTimeoutNanoseconds: UInt64
     /// Writes to the socket so far (each carries one or more commands).
     let writes = Atomic<Int>(0)
     private let state = Mutex(State())
     private let wakeup = DispatchSemaphore(value: 0)
 
-    init(index: Int, confirmation: Confirmation? = nil, timeout: Duration = .seconds(1)) {
+    init(index: Int, confirmation: Confirmation? = nil) {
         self.index = index
         self.confirmation = confirmation
-        encodedWait = confirmation?.encodedCommand ?? []
-        waitTimeoutNanoseconds = UInt64(max(1, timeout / .nanoseconds(1)))
     }
 
     var isConnected: Bool { state.withLock { $0.connection != nil } }
@@ -105,7 +105,7 @@ final class RedisConnectionSlot: Sendable {
                 defer { state.unwritten.removeAll(keepingCapacity: true) }
                 guard let confirmation, !state.unconfirmed.isEmpty else { return state.unwritten }
                 // One `WAIT` after the writes of this chunk settles them all.
-                let deadline = RedisClient.now() + waitTimeoutNanoseconds
+                let deadline = RedisClient.now() + confirmation.timeoutNanoseconds
                 state.waiting.append(
                     RedisConfirmedWrite.waitRequest(
                         for: state.unconfirmed,
@@ -114,7 +114,7 @@ final class RedisConnectionSlot: Sendable {
                     )
                 )
                 state.unconfirmed.removeAll(keepingCapacity: true)
-                return state.unwritten + encodedWait
+                return state.unwritten + confirmation.command
             }
             guard let chunk else { return }
             writes.add(1, ordering: .relaxed)
