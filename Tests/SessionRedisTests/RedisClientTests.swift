@@ -64,6 +64,20 @@ struct RedisClientTests {
             order.withLock { $0.append("blpop") }
             done.leave()
         }
+        // The reader, woken by the BLPOP, writes what is queued once more before it waits for the
+        // answer; ECHOs queued before that would leave early, in as many writes as the reader's loop
+        // finds them. So the ECHOs are sent only once Redis holds the BLPOP and the reader has had
+        // ample time to reach its read.
+        let releaser = self.client(redis)
+        defer { releaser.close() }
+        var blocked = false
+        for _ in 0..<100 where !blocked {
+            let clients = try releaser.sendAndWait(["INFO", "clients"]).get().string ?? ""
+            blocked = clients.contains("blocked_clients:1\r\n")
+            if !blocked { usleep(10_000) }
+        }
+        #expect(blocked)
+        usleep(200_000)
         let writesBefore = client.slots[0].writes.load(ordering: .relaxed)
         let answers = Mutex<[Int: String]>([:])
         DispatchQueue.concurrentPerform(iterations: 200) { index in
@@ -77,15 +91,14 @@ struct RedisClientTests {
             }
         }
         #expect(order.withLock { $0.isEmpty })
-        let releaser = self.client(redis)
-        defer { releaser.close() }
+        #expect(client.slots[0].writes.load(ordering: .relaxed) == writesBefore)
         #expect(try releaser.sendAndWait(["RPUSH", "held", "go"]).get() == .integer(1))
         #expect(done.wait(timeout: .now() + 10) == .success)
         #expect(order.withLock { $0.first } == "blpop")
         let all = answers.withLock { $0 }
         #expect(all.count == 200)
         #expect(all.allSatisfy { $0.value == "answer \($0.key)" })
-        #expect(client.slots[0].writes.load(ordering: .relaxed) - writesBefore <= 3)
+        #expect(client.slots[0].writes.load(ordering: .relaxed) - writesBefore <= 2)
     }
 
     @Test func argumentsAreBinarySafe() throws {

@@ -34,12 +34,17 @@ struct RedisConfirmedWriteTests {
         throw RedisProcessError(message: "the replica did not confirm writes")
     }
 
+    /// Long enough for a replica resumed by SIGCONT to catch up and confirm on a loaded machine, and
+    /// for a read sent 20 ms into a `WAIT` of a stopped replica to be answered well before it ends.
+    private static let confirmationWait = Duration.seconds(1)
+
     private func client(_ redis: RedisProcess, replicas: Int) -> RedisClient {
         RedisClient(
             configuration: .init(
                 endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port),
-                timeout: .seconds(2),
-                confirmingReplicas: replicas
+                timeout: .seconds(3),
+                confirmingReplicas: replicas,
+                confirmationWait: Self.confirmationWait
             )
         )
     }
@@ -69,7 +74,7 @@ struct RedisConfirmedWriteTests {
                 done.leave()
             }
         }
-        // The first write's `WAIT` lasts its whole 100 ms (the replica does not answer); the replica
+        // The first write's `WAIT` lasts its whole second (the replica does not answer); the replica
         // answers again once that write is settled, and the 499 writes queued meanwhile follow it
         // with one `WAIT`.
         replica.pause()
@@ -101,7 +106,7 @@ struct RedisConfirmedWriteTests {
         let client = client(primary, replicas: 1)
         defer { client.close() }
         #expect(try client.sendAndWait(["SET", "before", "1"]).get() == .status("OK"))
-        // A replica that does not answer: the `WAIT` lasts its whole 100 ms.
+        // A replica that does not answer: the `WAIT` lasts its whole second.
         replica.pause()
         defer { replica.resume() }
         let order = Mutex<[String]>([])

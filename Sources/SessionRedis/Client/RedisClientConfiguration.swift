@@ -13,22 +13,22 @@ public struct RedisClientConfiguration: Sendable, Hashable {
     /// it is answered (`WAIT`); 0 confirms nothing. Above 0, such writes get a connection of their
     /// own, so the other commands never queue behind a `WAIT`.
     public var confirmingReplicas: Int
+    /// The longest a `WAIT` waits for the replicas before the writes it settles fail with
+    /// ``RedisClientError/Code/unconfirmed``. By default a quarter of the timeout, at most 100 ms (a
+    /// replica that keeps up confirms within a round trip).
+    public var confirmationWait: Duration
 
     public init(
         endpoint: RedisEndpoint,
         timeout: Duration = .milliseconds(250),
         connections: Int = 1,
-        confirmingReplicas: Int = 0
+        confirmingReplicas: Int = 0,
+        confirmationWait: Duration? = nil
     ) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.connections = connections
         self.confirmingReplicas = confirmingReplicas
-    }
-
-    /// The longest a `WAIT` waits for the replicas: a quarter of the timeout, at most 100 ms (a
-    /// replica that keeps up confirms within a round trip).
-    public var confirmationWait: Duration {
-        max(.milliseconds(1), min(.milliseconds(100), timeout / 4))
+        self.confirmationWait = max(.milliseconds(1), confirmationWait ?? min(.milliseconds(100), timeout / 4))
     }
 }
