@@ -222,12 +222,15 @@ public func monotonicSeconds() -> Double {
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
-/// Process CPU time (user + system, all threads) in seconds.
-public func processCPUSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
-        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+/// CPU time (user + system) of `threads`, live threads of this process, in seconds. Unlike the
+/// process's CPU time, it leaves out the tests that run alongside in other threads.
+public func threadCPUSeconds(_ threads: some Sequence<pthread_t>) -> Double {
+    threads.reduce(0) { total, thread in
+        var clock = clockid_t()
+        var used = timespec()
+        guard pthread_getcpuclockid(thread, &clock) == 0, clock_gettime(clock, &used) == 0 else { return total }
+        return total + Double(used.tv_sec) + Double(used.tv_nsec) / 1e9
+    }
 }
 
 /// Polls `condition` every 5 ms for up to `timeout` seconds.

@@ -24,7 +24,7 @@ struct ConnectionLimitTests {
             #expect(statistics.open == 2)
             // A slot freed is a slot the client can use again.
             first.close()
-            usleep(100_000)
+            #expect(waitUntil(timeout: 5) { server.connectionStatistics.open == 1 })
             #expect(try TestHTTPClient(port: server.port).request("GET", "/echo").status == 200)
         }
     }

@@ -459,14 +459,15 @@ struct ServerTests {
     }
 
     @Test func gracefulShutdownLetsInFlightRequestFinish() throws {
+        let hub = StreamHub()
         let server = try HTTPServer(
             configuration: HTTPServerConfiguration(port: 0, threadCount: 2),
-            handler: TestHandler(hub: StreamHub())
+            handler: TestHandler(hub: hub)
         )
         let port = server.port
         let client = try TestHTTPClient(port: port)
         try client.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        usleep(100_000)  // the handler is now sleeping
+        #expect(waitUntil(timeout: 5) { hub.slowRequestsStarted.load(ordering: .relaxed) == 1 })
         let shutdownBox = ShutdownBox(server: server)
         let start = monotonicSeconds()
         var thread = pthread_t()

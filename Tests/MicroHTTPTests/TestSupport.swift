@@ -11,6 +11,10 @@ import Glibc
 final class StreamHub: Sendable {
     let writers = Mutex<[HTTPStreamWriter]>([])
     let closedCount = Atomic<Int>(0)
+    /// The server threads that handled a `/stream` request (they also run its content reader).
+    let serverThreads = Mutex<Set<pthread_t>>([])
+    /// `/slow` requests whose handler has started.
+    let slowRequestsStarted = Atomic<Int>(0)
 
     func add(_ writer: HTTPStreamWriter) {
         writer.onClose { [self] in
@@ -82,10 +86,12 @@ struct TestHandler: HTTPHandler {
                 body: Array("ok".utf8)
             )
         case "/slow":
+            hub.slowRequestsStarted.add(1, ordering: .relaxed)
             usleep(600_000)
             return .text("slow done")
         case "/stream":
             let hub = self.hub
+            _ = hub.serverThreads.withLock { $0.insert(pthread_self()) }
             return HTTPResponse(
                 headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")],
                 stream: HTTPStreamConfiguration(bufferLimit: 64 * 1024) { writer in

@@ -179,7 +179,7 @@ final class LocalCluster {
         let lost = try #require(client.map.primaries.first)
         try #require(local.nodes.first { $0.port == lost.port }).stop()
         var waited = 0
-        while client.isUp, waited < 100 {
+        while client.isUp, waited < 500 {
             usleep(20_000)
             waited += 1
         }

@@ -35,14 +35,14 @@ struct RedisConfirmedWriteTests {
     }
 
     /// Long enough for a replica resumed by SIGCONT to catch up and confirm on a loaded machine, and
-    /// for a read sent 20 ms into a `WAIT` of a stopped replica to be answered well before it ends.
-    private static let confirmationWait = Duration.seconds(1)
+    /// for what a test sends during a `WAIT` of a stopped replica to be sent well before it ends.
+    private static let confirmationWait = Duration.seconds(2)
 
     private func client(_ redis: RedisProcess, replicas: Int) -> RedisClient {
         RedisClient(
             configuration: .init(
                 endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port),
-                timeout: .seconds(3),
+                timeout: .seconds(5),
                 confirmingReplicas: replicas,
                 confirmationWait: Self.confirmationWait
             )
@@ -74,15 +74,23 @@ struct RedisConfirmedWriteTests {
                 done.leave()
             }
         }
-        // The first write's `WAIT` lasts its whole second (the replica does not answer); the replica
+        // The first write's `WAIT` lasts its whole 2 s (the replica does not answer); the replica
         // answers again once that write is settled, and the 499 writes queued meanwhile follow it
         // with one `WAIT`.
         replica.pause()
         defer { replica.resume() }
         let replicaProcess = replica.processID
         write(0) { kill(replicaProcess, SIGCONT) }
-        usleep(20_000)
+        // The reader takes the answer to `SET k0` and writes what is queued once more before it
+        // waits for the `WAIT`'s answer: writes queued before that would leave with a `WAIT` of their
+        // own. So the others are sent only once Redis holds the `WAIT` and the reader has had ample
+        // time to reach its read.
+        #expect(primary.waitUntilAClientIsBlocked())
+        usleep(200_000)
+        let confirming = try #require(client.confirmingSlot)
+        let writesBefore = confirming.writes.load(ordering: .relaxed)
         for index in 1..<500 { write(index) }
+        #expect(confirming.writes.load(ordering: .relaxed) == writesBefore)
         #expect(done.wait(timeout: .now() + 20) == .success)
         let all = answers.withLock { $0 }
         #expect(all.count == 500)
@@ -106,7 +114,7 @@ struct RedisConfirmedWriteTests {
         let client = client(primary, replicas: 1)
         defer { client.close() }
         #expect(try client.sendAndWait(["SET", "before", "1"]).get() == .status("OK"))
-        // A replica that does not answer: the `WAIT` lasts its whole second.
+        // A replica that does not answer: the `WAIT` lasts its whole 2 s.
         replica.pause()
         defer { replica.resume() }
         let order = Mutex<[String]>([])

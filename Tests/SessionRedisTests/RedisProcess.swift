@@ -62,6 +62,21 @@ final class RedisProcess {
         return text.contains("process_id:\(pid)\r\n")
     }
 
+    /// Whether a client of the server is blocked (in a `BLPOP`, a `WAIT`, ...) within 5 s.
+    func waitUntilAClientIsBlocked() -> Bool {
+        let client = RedisClient(
+            configuration: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), timeout: .seconds(1))
+        )
+        defer { client.close() }
+        for _ in 0..<500 {
+            if (try? client.sendAndWait(["INFO", "clients"]).get().string)?.contains("blocked_clients:1\r\n") == true {
+                return true
+            }
+            usleep(10_000)
+        }
+        return false
+    }
+
     /// Stops and resumes the server's process (SIGSTOP, SIGCONT): a server that does not answer.
     func pause() { if pid > 0 { kill(pid, SIGSTOP) } }
     func resume() { if pid > 0 { kill(pid, SIGCONT) } }
