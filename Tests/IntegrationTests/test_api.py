@@ -7,20 +7,8 @@ import json
 import time
 import urllib.parse
 
-import pytest
-
-from conftest import (
-    ID_RE,
-    TOKEN_RE,
-    assert_error,
-    assert_time,
-    describe,
-    parse_time,
-    snapshot_state,
-    unchanged,
-    unique,
-    validate_response,
-)
+from openapi_contract import ID_RE, TOKEN_RE, assert_error, assert_time, parse_time, validate_response
+from sessiond_server import snapshot_state, unchanged, unique
 
 SERVER_ARGS = ["--idle-timeout", "600", "--max-lifetime", "7200"]
 MS = 0.0015  # tolerance for millisecond-rounded timestamps
@@ -58,7 +46,7 @@ def test_every_error_code_the_server_sends_is_documented():
     in openapi.yaml's Error.code enum and in docs/api.md's error list, and the enum lists nothing else.
     A client that validates error bodies against the document must not reject a real answer."""
     import re
-    from conftest import REPO, SPEC
+    from openapi_contract import REPO, SPEC
     sent = set()
     for path in (REPO / "Sources").rglob("*.swift"):
         for line in path.read_text().splitlines():
@@ -81,7 +69,7 @@ def test_openapi_created_session_schema_admits_a_token(client):
     additionalProperties: false, which forbids the token. Fix the document (e.g. spell CreatedSession out
     with all Session properties plus token) - this test validates literally."""
     from openapi_schema_validator import OAS30Validator, oas30_format_checker
-    from conftest import schema
+    from openapi_contract import schema
 
     s = client.create(unique("schema"))
     errors = list(OAS30Validator(schema("CreatedSession"), format_checker=oas30_format_checker).iter_errors(s))

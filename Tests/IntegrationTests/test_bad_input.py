@@ -4,7 +4,6 @@ state (sessions, their data, users, config) is unchanged, and that the process s
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import struct
 import threading
@@ -12,21 +11,10 @@ import time
 import urllib.parse
 
 import pytest
-import requests
 
-from conftest import (
-    assert_error,
-    http_head,
-    parse_time,
-    raw_connect,
-    raw_read_response,
-    raw_request,
-    snapshot_state,
-    unchanged,
-    unique,
-    unknown_token,
-    validate_response,
-)
+from openapi_contract import assert_error, parse_time, validate_response
+from raw_http import http_head, raw_connect, raw_request
+from sessiond_server import snapshot_state, unchanged, unique, unknown_token
 
 SERVER_ARGS: list[str] = []  # defaults: --max-body-bytes 65536, --max-data-bytes 16384
 TOKEN_ROUTES = [("GET", "/v1/session"), ("DELETE", "/v1/session"), ("GET", "/v1/session/data"),

@@ -16,7 +16,10 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, metric, raw_request, scrape, unchanged, unique
+from metrics_samples import metric, scrape
+from raw_http import raw_request
+from redis_servers import free_port
+from sessiond_server import unchanged, unique
 
 ATTACKER = "127.0.0.2"
 PROBE_TIMEOUT = 1.0  # what each probe must be answered within

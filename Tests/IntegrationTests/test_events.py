@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import TOKEN_RE, assert_error, assert_time, parse_time, unique, validate_response
+from openapi_contract import TOKEN_RE, assert_error, assert_time, parse_time, validate_response
+from sessiond_server import unique
 
 SERVER_ARGS: list[str] = []
 

@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from conftest import assert_error, metric, scrape, unique
+from metrics_samples import metric, scrape
+from openapi_contract import assert_error
+from sessiond_server import unique
 
 
 def expect_expired(client, token: str, reason: str) -> None:

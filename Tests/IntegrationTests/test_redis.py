@@ -1,9 +1,9 @@
 """Several sessiond instances on one Redis (--storage redis): one truth for every instance, each
 session ended exactly once, events that cross instances, and failing closed when Redis is away.
 
-Every test starts its own redis-server (conftest.RedisServer) on a free loopback port and its own
+Every test starts its own redis-server (redis_servers.RedisServer) on a free loopback port and its own
 sessiond instances on it. The module runs only under SESSIOND_TEST_STORAGE=redis; with
-SESSIOND_TEST_REDIS=cluster every test's Redis is a cluster of three primaries (conftest.RedisCluster)
+SESSIOND_TEST_REDIS=cluster every test's Redis is a cluster of three primaries (redis_servers.RedisCluster)
 instead, and the tests of one server's particulars (its keys, its password, kill -9 with an AOF) are
 skipped.
 """
@@ -20,17 +20,10 @@ import time
 import pytest
 import requests
 
-from conftest import (
-    REDIS_TOPOLOGY,
-    RedisCluster,
-    RedisServer,
-    assert_error,
-    metric,
-    scrape,
-    unique,
-    unknown_token,
-    validate_response,
-)
+from metrics_samples import metric, scrape
+from openapi_contract import assert_error, validate_response
+from redis_servers import RedisCluster, RedisServer
+from sessiond_server import REDIS_TOPOLOGY, unique, unknown_token
 from test_events import EventStream, id_key
 
 pytestmark = pytest.mark.storage("redis")
@@ -495,7 +488,7 @@ def test_an_evicting_redis_is_refused_naming_the_setting(make_server, redis):
 
 
 def test_an_unreachable_redis_at_start_is_a_clear_error(make_server):
-    from conftest import free_port
+    from redis_servers import free_port
 
     server = make_server(args=["--storage", "redis", "--redis-url", f"redis://127.0.0.1:{free_port()}"], start=False)
     server.launch()

@@ -1,7 +1,7 @@
 """sessiond on a Redis Cluster (--storage redis with several seed nodes): the store spread over every
 primary, failover of a primary under load, resharding under load.
 
-Every test starts its own cluster (conftest.RedisCluster: three primaries, one replica each or two,
+Every test starts its own cluster (redis_servers.RedisCluster: three primaries, one replica each or two,
 cluster-require-full-coverage no, a one-second cluster-node-timeout, half a second for the failover
 tests) on free loopback ports and its own sessiond instances on it. The module runs under
 SESSIOND_TEST_STORAGE=redis SESSIOND_TEST_REDIS=cluster.
@@ -18,7 +18,9 @@ import time
 import pytest
 import requests
 
-from conftest import RedisCluster, metric, scrape, unique
+from metrics_samples import metric, scrape
+from redis_servers import RedisCluster
+from sessiond_server import unique
 from test_events import EventStream
 
 pytestmark = [pytest.mark.storage("redis"), pytest.mark.redis_topology("cluster")]
@@ -326,7 +328,7 @@ def test_failover_without_wait_recovers_and_reports_what_it_lost(make_server, cl
     server = instances(make_server, store, 1)[0]
     recoveries, traffic, missing, revived = failovers(store, server, 3, waits_for_replicas=False)
     # Asynchronous replication: what the primary acknowledged in its last moments may not have reached
-    # its replica. Each round starts once every replica streams from its primary (conftest's
+    # its replica. Each round starts once every replica streams from its primary (redis_servers.py's
     # RedisCluster.wait_ok), so that is a few writes at most; more means writes went to a node whose
     # data was then thrown away.
     print(f"\nfailover without --redis-wait-replicas: {len(recoveries)} rounds; seconds from the kill to the "

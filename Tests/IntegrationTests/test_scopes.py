@@ -8,9 +8,11 @@ import secrets
 from pathlib import Path
 
 import pytest
-import requests
 
-from conftest import assert_error, free_port, http_head, raw_request, unique, validate_response
+from openapi_contract import assert_error, validate_response
+from raw_http import http_head, raw_request
+from redis_servers import free_port
+from sessiond_server import unique
 from test_security import run_refusal
 
 ADMINISTRATIVE = [

@@ -36,21 +36,9 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from conftest import (
-    HTTP_TIMEOUT,
-    SPEC,
-    TOKEN_RE,
-    Client,
-    Server,
-    assert_error,
-    describe,
-    http_head,
-    raw_connect,
-    raw_request,
-    unique,
-    unknown_token,
-    validate_response,
-)
+from openapi_contract import SPEC, TOKEN_RE, assert_error, describe, validate_response
+from raw_http import http_head, raw_connect, raw_request
+from sessiond_server import Client, HTTP_TIMEOUT, Server, unique, unknown_token
 
 TRACE_ARGS = ["--log-level", "trace"]
 PIECE = 16  # any piece of a secret this long found in a sink is a leak

@@ -12,15 +12,9 @@ import time
 
 import pytest
 
-from conftest import (
-    TOKEN_RE,
-    assert_error,
-    free_port,
-    sessiond_bin,
-    unique,
-    unknown_token,
-    validate_response,
-)
+from openapi_contract import TOKEN_RE, assert_error, validate_response
+from redis_servers import free_port
+from sessiond_server import sessiond_bin, unique, unknown_token
 
 SERVER_ARGS = ["--log-level", "debug"]
 
@@ -184,7 +178,6 @@ def test_tokens_never_appear_in_the_log(server, client):
     assert_error(server.client(api_token=wrong_api).get("/v1/config"), 403, "api_token_invalid")
     expiring = client.create(unique("log-exp"), idleTimeout=2)
     secrets_seen.append(expiring["token"])
-    import time
     time.sleep(2.5)
     assert_error(client.validate(expiring["token"]), 401, ("session_expired", "session_unknown"))
     server.assert_serving()

@@ -37,17 +37,9 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import (
-    HTTP_TIMEOUT,
-    Server,
-    describe,
-    json_body,
-    metric,
-    parse_time,
-    scrape,
-    validate_response,
-    wait_metric,
-)
+from metrics_samples import metric, scrape, wait_metric
+from openapi_contract import describe, json_body, parse_time, validate_response
+from sessiond_server import HTTP_TIMEOUT, Server
 
 pytestmark = pytest.mark.storage("sqlite")
 

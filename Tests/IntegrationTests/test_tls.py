@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import assert_error, free_port, unique, validate_response
+from openapi_contract import assert_error, validate_response
+from redis_servers import free_port
+from sessiond_server import unique
 from test_security import run_refusal
 
 
