@@ -195,6 +195,9 @@ struct SessiondRuntime {
                 "redis_version": "\(store.redisVersion)", "redis_persistence": "\(store.persistence)",
             ]
             if store.isCluster { fields["redis_full_coverage"] = "\(store.requiresFullCoverage ? "yes" : "no")" }
+            if configuration.waitReplicas > 0 {
+                fields["redis_wait_timeout_ms"] = "\(configuration.client.confirmationWait.milliseconds)"
+            }
             return (.redis(backend), backend, fields)
         case .sqlite:
             let storage: SessionStorage

@@ -22,7 +22,7 @@ import requests
 
 from metrics_samples import metric, scrape
 from openapi_contract import assert_error, validate_response
-from redis_servers import RedisCluster, RedisServer
+from redis_servers import RedisCluster, RedisServer, free_port
 from sessiond_server import REDIS_TOPOLOGY, unique, unknown_token
 from test_events import EventStream, id_key
 
@@ -414,15 +414,17 @@ def test_a_rolling_restart_loses_no_acknowledged_change(make_server, redis):
 @pytest.mark.redis_topology("standalone")
 def test_writes_wait_for_the_replica_and_reads_never_wait_behind_them(make_server, redis, tmp_path):
     """--redis-wait-replicas 1 on one server and its replica: a login is acknowledged once the replica
-    has it. While the replica does not answer, a login waits out one WAIT and is refused 503
-    storage_unavailable (counted as unconfirmed), the next ones at once for a second, and a
-    validation sent while that WAIT runs is answered before it (writes that wait for replicas have a
-    connection of their own); once the replica answers again, logins are acknowledged again."""
+    has it. While the replica does not answer, a login waits out one WAIT (--redis-wait-timeout) and
+    is refused 503 storage_unavailable (counted as unconfirmed), the next ones at once for a second,
+    and a validation sent while that WAIT runs is answered before it (writes that wait for replicas
+    have a connection of their own); once the replica answers again, logins are acknowledged again."""
     primary = redis(["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"])
     replica = RedisServer(tmp_path / "replica", args=["--replicaof", "127.0.0.1", str(primary.port),
                                                       "--repl-diskless-load", "on-empty-db"]).start()
     try:
-        server = instances(make_server, primary, 1, ["--redis-wait-replicas", "1", "--redis-timeout", "1"])[0]
+        server = instances(make_server, primary, 1, ["--redis-wait-replicas", "1", "--redis-timeout", "2",
+                                                     "--redis-wait-timeout", "0.5"])[0]
+        assert "redis_wait_timeout_ms=500" in server.startup_line(), server.startup_line()
         client = server.client()
 
         def login_when_confirmed(within: float) -> str:
@@ -455,17 +457,29 @@ def test_writes_wait_for_the_replica_and_reads_never_wait_behind_them(make_serve
             finished.append(("validation", time.monotonic() - started, response.status_code))
             writer.join()
             assert [(what, status) for what, _, status in finished] == [("validation", 200), ("login", 503)], finished
-            assert finished[1][1] >= 0.09, f"the login did not wait out the WAIT (100 ms): {finished}"
+            assert finished[1][1] >= 0.45, f"the login did not wait out the WAIT (500 ms): {finished}"
             began = time.monotonic()
             assert_error(client.post("/v1/sessions", json_body={"username": unique("held")}), 503,
                          "storage_unavailable")
-            assert time.monotonic() - began < 0.09, "a login waited while writes are held back"
+            assert time.monotonic() - began < 0.3, "a login waited while writes are held back"
             assert (metric(scrape(server), "sessiond_redis_errors_total", error="unconfirmed") or 0) >= 2
         finally:
             os.kill(replica.proc.pid, signal.SIGCONT)
         login_when_confirmed(5)
     finally:
         replica.stop()
+
+
+@pytest.mark.parametrize("wait_timeout", ["0.25", "0.5", "0", "-1", "nan", "61"])
+def test_a_wait_timeout_out_of_range_is_refused(make_server, wait_timeout):
+    """--redis-wait-timeout must be a positive number of seconds below --redis-timeout (0.25 s here); it
+    is refused before sessiond connects to Redis."""
+    url = f"redis://127.0.0.1:{free_port()}"
+    server = make_server(args=["--storage", "redis", "--redis-url", url, "--redis-wait-replicas", "1",
+                               f"--redis-wait-timeout={wait_timeout}"], start=False)
+    server.launch()
+    assert server.proc.wait(timeout=20) == 2
+    assert "--redis-wait-timeout must be" in server.stderr_text(), server.stderr_text()[-2000:]
 
 
 def test_kill_9_of_one_instance_leaves_the_others_serving(make_server, redis):
@@ -488,8 +502,6 @@ def test_an_evicting_redis_is_refused_naming_the_setting(make_server, redis):
 
 
 def test_an_unreachable_redis_at_start_is_a_clear_error(make_server):
-    from redis_servers import free_port
-
     server = make_server(args=["--storage", "redis", "--redis-url", f"redis://127.0.0.1:{free_port()}"], start=False)
     server.launch()
     assert server.proc.wait(timeout=20) == 2

@@ -40,6 +40,14 @@ struct RedisOptions: ParsableArguments {
     )
     var redisWaitReplicas = 0
 
+    @Option(
+        help: """
+            Seconds a write waits for --redis-wait-replicas to confirm it before it fails with 503 \
+            storage_unavailable; less than --redis-timeout (default: a quarter of it, at most 0.1).
+            """
+    )
+    var redisWaitTimeout: Double?
+
     /// The Redis store's configuration, checked.
     func storeConfiguration(sessions: SessionStore.Configuration) throws -> RedisStoreConfiguration {
         var seeds: [RedisEndpoint] = []
@@ -61,6 +69,14 @@ struct RedisOptions: ParsableArguments {
             for index in seeds.indices { seeds[index].password = password }
         }
         let timeout = try OptionValue.milliseconds(redisTimeout, "--redis-timeout", within: 0.001...60)
+        let waitTimeout = try redisWaitTimeout.map {
+            try OptionValue.milliseconds($0, "--redis-wait-timeout", within: 0.001...60)
+        }
+        if let waitTimeout, waitTimeout >= timeout {
+            throw StartupError(
+                "--redis-wait-timeout must be less than --redis-timeout (\(redisTimeout) s), not \(redisWaitTimeout ?? 0)"
+            )
+        }
         guard (1...64).contains(redisConnections) else {
             throw StartupError("--redis-connections must be from 1 to 64, not \(redisConnections)")
         }
@@ -77,7 +93,8 @@ struct RedisOptions: ParsableArguments {
             client: RedisClientConfiguration(
                 endpoint: seeds[0],
                 timeout: .milliseconds(timeout),
-                connections: redisConnections
+                connections: redisConnections,
+                confirmationWait: waitTimeout.map { .milliseconds($0) }
             ),
             seeds: seeds,
             waitReplicas: redisWaitReplicas,
