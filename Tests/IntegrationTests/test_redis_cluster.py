@@ -260,16 +260,15 @@ def fail_over(store: RedisCluster, server, tokens: list[str], waits_for_replicas
 
 
 def assert_recovered(rounds: list[tuple[float, float, float]], writes: bool) -> None:
-    """sessiond serves again within cluster-node-timeout + 2 s of the kill, and within 1.5 s of the
-    promotion of the replica as seen by the test (its own part: the news reaching the other nodes,
-    reading the new map; with --redis-wait-replicas, reads queued behind writes waiting for replicas
-    the new primary does not have yet). Redis's own part, from the kill to the promotion, took 0.9 to
-    2.1 s here with a 0.5 s cluster-node-timeout (the timeout, failure reports, then an election
-    delayed by 0.5 to 1 s)."""
+    """sessiond serves again within 1.5 s of the promotion of the replica as seen by the test (its own
+    part: the news reaching the other nodes, reading the new map), so within cluster-node-timeout +
+    3.5 s of the kill. Redis's own part, from the kill to the promotion, took 0.9 to 2.1 s here with a
+    0.5 s cluster-node-timeout (the timeout, failure reports, then an election delayed by 0.5 to 1 s);
+    it is bounded only loosely here, since sessiond has no say in it."""
     for promoted, reads, logins in rounds:
         served = max(reads, logins) if writes else reads
         assert served - promoted < 1.5, report(rounds)
-        assert served < FAILOVER_NODE_TIMEOUT_MS / 1000 + 2, report(rounds)
+        assert served < FAILOVER_NODE_TIMEOUT_MS / 1000 + 3.5, report(rounds)
 
 
 def report(rounds: list[tuple[float, float, float]]) -> str:
@@ -317,8 +316,9 @@ def test_with_two_replicas_per_primary_writes_continue_through_a_failover(make_s
     print(f"\nfailover with two replicas per primary and --redis-wait-replicas 1: seconds from the kill to the "
           f"promotion/validations/logins: {report(recoveries)}; {missing} logins lost, {revived} logouts lost")
     for promoted, reads, logins in recoveries:
-        assert reads < FAILOVER_NODE_TIMEOUT_MS / 1000 + 2, report(recoveries)
-        assert logins < FAILOVER_NODE_TIMEOUT_MS / 1000 + 3, report(recoveries)
+        assert reads - promoted < 1.5, report(recoveries)
+        assert reads < FAILOVER_NODE_TIMEOUT_MS / 1000 + 3.5, report(recoveries)
+        assert logins < FAILOVER_NODE_TIMEOUT_MS / 1000 + 4, report(recoveries)
     assert (missing, revived) == (0, 0)
     assert set(traffic.statuses) <= {200, 201, 204, 503}, traffic.statuses
 

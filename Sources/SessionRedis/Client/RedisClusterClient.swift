@@ -227,7 +227,7 @@ public final class RedisClusterClient: RedisCommandSender {
         }
         let node = client(for: target)
         let handle: @Sendable ([Result<RedisValue, RedisClientError>]) -> Void = { [self] results in
-            switch decide(commands, results, attempt: attempt, confirmed: routing.confirmed) {
+            switch decide(routing, results, attempt: attempt) {
             case .done:
                 completion(results)
             case .moved:
@@ -265,22 +265,22 @@ public final class RedisClusterClient: RedisCommandSender {
     }
 
     /// What to do with the answers of commands that share a slot. The first redirection or failure
-    /// among them applies to all (a command without keys, such as `TIME`, may come first), with two
+    /// among them applies to all (a command without keys, such as `TIME`, may come first), with three
     /// exceptions that wait for the slot's move to end instead (``Next/retry``): `ASK` for some of the
-    /// keyed commands only (the others' keys are still here), and `ASK` for a function call (a
-    /// function reads keys it does not name, and the importing node may not have them yet; see
-    /// ``RedisFunctionLibrary``), and `ASK` for a confirmed write.
+    /// keyed commands only (the others' keys are still here), `ASK` for a function call (a function
+    /// reads keys it does not name, and the importing node may not have them yet; see
+    /// ``RedisFunctionLibrary``), and `ASK` for a confirmed write (`ASKING` would have to share its
+    /// connection).
     private func decide(
-        _ commands: [[[UInt8]]],
+        _ routing: Routing,
         _ results: [Result<RedisValue, RedisClientError>],
-        attempt: Int,
-        confirmed: Bool
+        attempt: Int
     ) -> Next {
         var decision = Next.done
         var asked = 0
         var keyed = 0
         var callsFunction = false
-        for (command, result) in zip(commands, results) {
+        for (command, result) in zip(routing.commands, results) {
             let next = next(after: result, attempt: attempt)
             if RedisHashSlot.of(command: command) != nil {
                 keyed += 1
@@ -289,7 +289,7 @@ public final class RedisClusterClient: RedisCommandSender {
             }
             if decision.isDone { decision = next }
         }
-        if asked > 0 && (asked < keyed || callsFunction || confirmed) { return .retry }
+        if asked > 0 && (asked < keyed || callsFunction || routing.confirmed) { return .retry }
         return decision
     }
 
