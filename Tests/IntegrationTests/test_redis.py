@@ -423,8 +423,8 @@ def test_writes_wait_for_the_replica_and_reads_never_wait_behind_them(make_serve
                                                       "--repl-diskless-load", "on-empty-db"]).start()
     try:
         server = instances(make_server, primary, 1, ["--redis-wait-replicas", "1", "--redis-timeout", "2",
-                                                     "--redis-wait-timeout", "0.5"])[0]
-        assert "redis_wait_timeout_ms=500" in server.startup_line(), server.startup_line()
+                                                     "--redis-wait-timeout", "1"])[0]
+        assert "redis_wait_timeout_ms=1000" in server.startup_line(), server.startup_line()
         client = server.client()
 
         def login_when_confirmed(within: float) -> str:
@@ -457,11 +457,11 @@ def test_writes_wait_for_the_replica_and_reads_never_wait_behind_them(make_serve
             finished.append(("validation", time.monotonic() - started, response.status_code))
             writer.join()
             assert [(what, status) for what, _, status in finished] == [("validation", 200), ("login", 503)], finished
-            assert finished[1][1] >= 0.45, f"the login did not wait out the WAIT (500 ms): {finished}"
+            assert finished[1][1] >= 0.95, f"the login did not wait out the WAIT (1 s): {finished}"
             began = time.monotonic()
             assert_error(client.post("/v1/sessions", json_body={"username": unique("held")}), 503,
                          "storage_unavailable")
-            assert time.monotonic() - began < 0.3, "a login waited while writes are held back"
+            assert time.monotonic() - began < 0.6, "a login waited while writes are held back"
             assert (metric(scrape(server), "sessiond_redis_errors_total", error="unconfirmed") or 0) >= 2
         finally:
             os.kill(replica.proc.pid, signal.SIGCONT)
