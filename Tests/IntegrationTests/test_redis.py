@@ -311,6 +311,7 @@ def test_kill_9_of_redis_with_appendfsync_always_loses_nothing_acknowledged(make
     client = server.client()
     live: dict[str, str] = {}  # token -> id of acknowledged logins not logged out
     ended: list[str] = []  # tokens of acknowledged logouts
+    acknowledged = [0]  # logins answered 201, all rounds
     for round_number in range(10):
         stop = threading.Event()
         lock = threading.Lock()
@@ -325,6 +326,7 @@ def test_kill_9_of_redis_with_appendfsync_always_loses_nothing_acknowledged(make
                         logins += 1
                         with lock:
                             live[response.json()["token"]] = response.json()["id"]
+                            acknowledged[0] += 1
                     # Every third login, the oldest live session logs out.
                     with lock:
                         victim = next(iter(live), None) if response.status_code == 201 and logins % 3 == 0 else None
@@ -341,9 +343,19 @@ def test_kill_9_of_redis_with_appendfsync_always_loses_nothing_acknowledged(make
                     pass
                 time.sleep(0.05)  # about 20 logins a second
 
+        # Each round kills Redis after at least 9 more acknowledged logins (however slow its fsync is
+        # on this disk), at a moment that differs from round to round.
+        with lock:
+            wanted = acknowledged[0] + 9
         worker = threading.Thread(target=traffic)
         worker.start()
-        time.sleep(0.3 + 0.07 * round_number)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with lock:
+                if acknowledged[0] >= wanted:
+                    break
+            time.sleep(0.01)
+        time.sleep(0.07 * round_number)
         store.kill9()
         time.sleep(0.2)
         stop.set()
