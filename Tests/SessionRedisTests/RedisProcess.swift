@@ -52,9 +52,7 @@ final class RedisProcess {
 
     /// Whether the server on the port is this process (`INFO server` names its process id).
     private func answersAsItself() -> Bool {
-        let client = RedisClient(
-            configuration: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), timeout: .seconds(1))
-        )
+        let client = probe()
         defer { client.close() }
         guard case .success(let info) = client.sendAndWait(["INFO", "server"]), let text = info.string else {
             return false
@@ -64,9 +62,7 @@ final class RedisProcess {
 
     /// Whether a client of the server is blocked (in a `BLPOP`, a `WAIT`, ...) within 5 s.
     func waitUntilAClientIsBlocked() -> Bool {
-        let client = RedisClient(
-            configuration: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), timeout: .seconds(1))
-        )
+        let client = probe()
         defer { client.close() }
         for _ in 0..<500 {
             if (try? client.sendAndWait(["INFO", "clients"]).get().string)?.contains("blocked_clients:1\r\n") == true {
@@ -75,6 +71,11 @@ final class RedisProcess {
             usleep(10_000)
         }
         return false
+    }
+
+    /// A client of the server, for the checks above (closed by the caller).
+    private func probe() -> RedisClient {
+        RedisClient(configuration: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), timeout: .seconds(1)))
     }
 
     /// Stops and resumes the server's process (SIGSTOP, SIGCONT): a server that does not answer.

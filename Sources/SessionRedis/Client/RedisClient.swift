@@ -106,17 +106,10 @@ public final class RedisClient: RedisCommandSender {
     /// fails with ``RedisClientError/Code/unconfirmed``. Without confirming replicas, the same as
     /// ``send(_:completion:)``.
     public func sendConfirmed(_ arguments: [[UInt8]], completion: @escaping Completion) {
-        guard let confirmingSlot else { return send(arguments, completion: completion) }
-        guard !isClosed.load(ordering: .relaxed) else {
-            return completion(.failure(RedisClientError(code: .closed, message: "the Redis client is closed")))
-        }
+        guard confirmingSlot != nil else { return send(arguments, completion: completion) }
         let write = RedisConfirmedWrite(completion: completion)
         let request = RedisRequest(deadline: Self.now() + timeoutNanoseconds) { write.answered($0) }
-        guard confirmingSlot.write(Self.encoded(arguments), [request], confirming: [write]) else {
-            record(.connect)
-            request.complete(.failure(RedisClientError(code: .connect, message: "Redis is unreachable")))
-            return
-        }
+        dispatch(Self.encoded(arguments), [request], confirming: [write])
     }
 
     /// One command in RESP, in a buffer sized for it.
@@ -127,17 +120,22 @@ public final class RedisClient: RedisCommandSender {
         return encoded
     }
 
-    /// Hands encoded commands to the first connection that is open, or fails them.
-    private func dispatch(_ encoded: [UInt8], _ requests: [RedisRequest]) {
+    /// Hands encoded commands to the first connection that is open, or fails them. Writes that
+    /// replicas must confirm (`confirming`) go to the confirming connection only.
+    private func dispatch(_ encoded: [UInt8], _ requests: [RedisRequest], confirming: [RedisConfirmedWrite] = []) {
         guard !isClosed.load(ordering: .relaxed) else {
             for request in requests {
                 request.complete(.failure(RedisClientError(code: .closed, message: "the Redis client is closed")))
             }
             return
         }
-        let first = nextSlot.add(1, ordering: .relaxed).oldValue
-        for offset in 0..<slots.count where slots[(first + offset) % slots.count].write(encoded, requests) {
-            return
+        if let confirmingSlot, !confirming.isEmpty {
+            if confirmingSlot.write(encoded, requests, confirming: confirming) { return }
+        } else {
+            let first = nextSlot.add(1, ordering: .relaxed).oldValue
+            for offset in 0..<slots.count where slots[(first + offset) % slots.count].write(encoded, requests) {
+                return
+            }
         }
         record(.connect, count: requests.count)
         for request in requests {

@@ -69,13 +69,15 @@ struct RedisOptions: ParsableArguments {
             for index in seeds.indices { seeds[index].password = password }
         }
         let timeout = try OptionValue.milliseconds(redisTimeout, "--redis-timeout", within: 0.001...60)
-        let waitTimeout = try redisWaitTimeout.map {
-            try OptionValue.milliseconds($0, "--redis-wait-timeout", within: 0.001...60)
-        }
-        if let waitTimeout, waitTimeout >= timeout {
-            throw StartupError(
-                "--redis-wait-timeout must be less than --redis-timeout (\(redisTimeout) s), not \(redisWaitTimeout ?? 0)"
-            )
+        var waitTimeout: Int64?
+        if let seconds = redisWaitTimeout {
+            let milliseconds = try OptionValue.milliseconds(seconds, "--redis-wait-timeout", within: 0.001...60)
+            guard milliseconds < timeout else {
+                throw StartupError(
+                    "--redis-wait-timeout must be less than --redis-timeout (\(redisTimeout) s), not \(seconds)"
+                )
+            }
+            waitTimeout = milliseconds
         }
         guard (1...64).contains(redisConnections) else {
             throw StartupError("--redis-connections must be from 1 to 64, not \(redisConnections)")
